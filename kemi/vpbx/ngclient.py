@@ -1,0 +1,44 @@
+"""rtpengine ng protocol client over UDP: `cookie SP bencode-dict`."""
+import os
+import socket
+
+from . import bencode
+
+
+class NgError(RuntimeError):
+    pass
+
+
+class NgClient:
+    def __init__(self, host="127.0.0.1", port=2223, timeout=1.0):
+        self.address = (host, port)
+        self.timeout = timeout
+
+    def command(self, name, **args):
+        """Send one command and return the reply dict; raises NgError on error or timeout."""
+        args = {k.replace("_", "-"): v for k, v in args.items()}
+        args["command"] = name
+        cookie = os.urandom(6).hex()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.settimeout(self.timeout)
+            sock.connect(self.address)
+            sock.send(cookie.encode() + b" " + bencode.encode(args))
+            try:
+                while True:
+                    data = sock.recv(65535)
+                    head, _, body = data.partition(b" ")
+                    if head.decode() == cookie:
+                        break
+            except OSError as exc:
+                raise NgError(f"rtpengine {self.address[0]}:{self.address[1]} {name}: {exc}") from None
+        reply = bencode.decode(body)
+        if reply.get("result") == "error":
+            raise NgError(f"rtpengine {name}: {reply.get('error-reason')}")
+        return reply
+
+    def ping(self):
+        return self.command("ping").get("result") == "pong"
+
+    def calls(self):
+        """Call-IDs rtpengine currently holds."""
+        return self.command("list", limit=1000).get("calls", [])

@@ -1,0 +1,274 @@
+"""Kamailio KEMI glue: turns SIP messages into routing facts and carries out decisions.
+
+Kamailio calls the methods of the object returned by vpbx_kemi.mod_init().
+Each step returns True when routing of the message is finished.
+"""
+import json
+import os
+import time
+import traceback
+
+import KSR
+import redis
+
+from . import routing
+from .store import Store
+
+# rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
+RTPE_FLAGS = "replace-origin replace-session-connection"
+TX_AVP = "$avp(vpbx)"           # the INVITE's facts, carried by the transaction to its replies
+SIDE_AVP = "$avp(vpbx_side)"    # "caller" | "callee": who sent an in-dialog request
+
+
+def pv(name):
+    """A pseudo-variable as text ("" when unset)."""
+    return KSR.pv.gete(name)
+
+
+def header_values(name):
+    """All values of a header, in order (multiple headers joined by ", ")."""
+    count = int(KSR.pv.get(f"$hdrc({name})") or 0)
+    return ", ".join(KSR.pv.gete(f"$(hdr({name})[{i}])") for i in range(count))
+
+
+def source():
+    """proto:ip:port the message came from."""
+    return f"{pv('$pr')}:{address(pv('$si'), pv('$sp'))}"
+
+
+def local_socket():
+    """The socket the message arrived on, as t_uac_send wants it."""
+    return f"{pv('$pr')}:{address(pv('$Ri'), pv('$Rp'))}"
+
+
+def address(ip, port):
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def has_sdp():
+    return KSR.textops.has_body_type("application/sdp") > 0
+
+
+def reply(code, reason):
+    """Statefully when a transaction exists, else statelessly."""
+    KSR.sl.send_reply(code, reason)
+
+
+class Proxy:
+    def __init__(self):
+        self._store = None      # per process, connected lazily after fork
+
+    @property
+    def store(self):
+        if self._store is None:
+            client = redis.Redis.from_url(os.environ["VPBX_REDIS_URL"], decode_responses=True,
+                                          socket_timeout=2, socket_connect_timeout=2)
+            self._store = Store(client)
+        return self._store
+
+    def child_init(self, rank):
+        return 0
+
+    # ---- request route ----------------------------------------------------
+
+    def ksr_request_route(self, msg):
+        try:
+            self.route_request()
+        except Exception:
+            KSR.err(f"vpbx: {pv('$rm')} {pv('$ci')}: {traceback.format_exc()}")
+            reply(500, "Server Internal Error")
+        return 1
+
+    def route_request(self):
+        if self.route_reqinit():
+            return
+        if KSR.is_CANCEL():
+            if KSR.tm.t_check_trans() > 0:
+                self.relay()
+            return
+        if KSR.siputils.has_totag() > 0:
+            self.route_within_dialog()
+            return
+        if KSR.is_ACK():
+            if KSR.tm.t_check_trans() > 0:
+                self.relay()
+            return
+        if KSR.tmx.t_precheck_trans() > 0:       # retransmission being processed
+            KSR.tm.t_check_trans()
+            return
+        if KSR.tm.t_check_trans() == 0:         # retransmission already answered
+            return
+        if KSR.is_REGISTER():
+            self.route_register()
+        elif KSR.is_INVITE():
+            self.route_invite()
+        elif KSR.is_OPTIONS() and KSR.is_myself_ruri() > 0:
+            KSR.sl.sl_send_reply(200, "OK")
+        else:
+            KSR.sl.sl_send_reply(405, "Method Not Allowed")
+
+    def route_reqinit(self):
+        """Sanity and loop checks; True when the request has been answered."""
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return True
+        if KSR.sanity.sanity_check(17895, 7) < 0:   # replies 400 itself
+            KSR.info(f"vpbx: malformed {pv('$rm')} from {source()}\n")
+            return True
+        return False
+
+    def route_within_dialog(self):
+        if KSR.rr.loose_route() < 0:
+            if KSR.is_ACK():                 # ACK of a negative reply: tm handles it
+                if KSR.tm.t_check_trans() > 0:
+                    self.relay()
+                return
+            KSR.sl.sl_send_reply(404, "Not Here")
+            return
+        callid = pv("$ci")
+        if KSR.is_BYE():
+            KSR.rtpengine.rtpengine_delete("")
+            self.store.call_delete(callid)
+        elif KSR.is_ACK():
+            if has_sdp():                    # late offer: the ACK carries the answer
+                KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
+        else:
+            side = "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
+            fields = {f"{side}_cseq": pv("$cs")}
+            if has_sdp():
+                fields[f"{side}_sdp"] = pv("$rb")
+                KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
+                KSR.pv.sets(SIDE_AVP, side)
+                KSR.tm.t_on_reply("ksr_onreply_in_dialog")
+            self.store.call_update(callid, fields)
+        self.relay()
+
+    def route_register(self):
+        domain, user = pv("$td"), pv("$tU")
+        known, secret = self.store.register_facts(domain, user)
+        decision = routing.route_register(domain, user, known, secret)
+        if self.rejected(decision) or not self.authenticated(decision, domain):
+            return
+        KSR.registrar.save("location", 4)   # 4: one contact per AoR; replies itself
+
+    def route_invite(self):
+        from_user, from_domain = pv("$fU"), pv("$fd")
+        ruri_user, ruri_domain = pv("$rU"), pv("$rd")
+        trunk, known, tenant, caller_secret, callee_secret = self.store.invite_facts(
+            address(pv("$si"), pv("$sp")), from_domain, from_user, ruri_user)
+        decision = routing.route_invite(routing.InviteFacts(
+            from_user=from_user, from_domain=from_domain,
+            ruri_user=ruri_user, ruri_domain=ruri_domain,
+            ruri_is_local=KSR.is_myself_ruri() > 0,
+            trunk_tenant=trunk, tenant_known=known,
+            caller_secret=caller_secret, callee_is_ext=callee_secret is not None,
+            outbound=(tenant or {}).get("outbound")))
+        if not self.authenticated(decision, from_domain) or self.rejected(decision):
+            return
+        target = decision.outcome
+        if isinstance(target, routing.ToExtension):
+            KSR.pv.sets("$rd", target.tenant)
+            rc = KSR.registrar.lookup("location")
+            if rc < 0:
+                if rc == -3:
+                    reply(500, "Server Internal Error - location")
+                else:
+                    reply(480, "Temporarily Unavailable")
+                return
+            callee_role, callee_ext = "ext", target.ext
+        else:
+            KSR.pv.sets("$ru", f"sip:{ruri_user}@{target.hostport}")
+            callee_role, callee_ext = "trunk", ""
+        KSR.rr.record_route()
+        KSR.pv.sets(TX_AVP, json.dumps({
+            "tenant": target.tenant,
+            "caller_role": decision.caller_role, "caller_ext": decision.caller_ext,
+            "caller_uri": pv("$fu"), "caller_name": pv("$fn"), "caller_tag": pv("$ft"),
+            "caller_contact": pv("$ct"), "caller_src": source(), "caller_socket": local_socket(),
+            "caller_rr": header_values("Record-Route"), "caller_cseq": pv("$cs"),
+            "caller_sdp": pv("$rb") if has_sdp() else "",
+            "caller_pai": pv("$ai"), "caller_privacy": pv("$hdr(Privacy)"),
+            "callee_role": callee_role, "callee_ext": callee_ext,
+            "callee_uri": pv("$tu"), "callee_target": pv("$ru"),
+        }))
+        if has_sdp():
+            KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
+        KSR.tm.t_on_reply("ksr_onreply_invite")
+        KSR.tm.t_on_failure("ksr_failure_invite")
+        self.relay()
+
+    def rejected(self, decision):
+        if isinstance(decision.outcome, routing.Reject):
+            reply(decision.outcome.code, decision.outcome.reason)
+            return True
+        return False
+
+    def authenticated(self, decision, realm):
+        """Digest check when the decision asks for one; challenges or rejects otherwise."""
+        if not decision.secret:
+            return True
+        rc = KSR.auth.pv_auth_check(realm, decision.secret, 1, 1)
+        if rc > 0:
+            KSR.auth.consume_credentials()
+            return True
+        failure = routing.auth_failure_reason(rc)
+        if failure:
+            KSR.info(f"vpbx: auth failed ({rc}) for {pv('$fu')} from {source()}\n")
+            reply(403, failure)
+        else:
+            KSR.auth.auth_challenge(realm, 1)   # 401 for REGISTER, 407 otherwise
+        return False
+
+    def relay(self):
+        if KSR.tm.t_relay() < 0:
+            KSR.sl.sl_reply_error()
+
+    # ---- replies ------------------------------------------------------------
+
+    def ksr_reply_route(self, msg):
+        return 1
+
+    def ksr_onreply_invite(self, msg):
+        try:
+            status = int(KSR.pv.get("$rs"))
+            if status < 200 and not (status > 100 and has_sdp()):
+                return 1
+            if status < 300:
+                if has_sdp():
+                    KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
+                if status >= 200:
+                    self.save_call()
+        except Exception:
+            KSR.err(f"vpbx: reply {pv('$ci')}: {traceback.format_exc()}")
+        return 1
+
+    def save_call(self):
+        """The dialog record: the INVITE's facts plus the answer's, written once on the 2xx."""
+        record = json.loads(pv(TX_AVP))
+        record.update({
+            "state": "confirmed", "answered": f"{time.time():.3f}",
+            "callee_tag": pv("$tt"), "callee_contact": pv("$ct"), "callee_src": source(),
+            "callee_socket": local_socket(), "callee_rr": header_values("Record-Route"),
+            "callee_cseq": "0", "callee_sdp": pv("$rb") if has_sdp() else "",
+        })
+        record["rtp_caller"], record["rtp_callee"] = record["caller_tag"], record["callee_tag"]
+        self.store.call_save(pv("$ci"), record)
+
+    def ksr_failure_invite(self, msg):
+        try:
+            KSR.rtpengine.rtpengine_delete("")
+        except Exception:
+            KSR.err(f"vpbx: failure {pv('$ci')}: {traceback.format_exc()}")
+        return 1
+
+    def ksr_onreply_in_dialog(self, msg):
+        """2xx to a re-INVITE/UPDATE with SDP: rtpengine answer, remember the new SDP."""
+        try:
+            status = int(KSR.pv.get("$rs"))
+            if 200 <= status < 300 and has_sdp():
+                KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
+                other = "callee" if pv(SIDE_AVP) == "caller" else "caller"
+                self.store.call_update(pv("$ci"), {f"{other}_sdp": pv("$rb")})
+        except Exception:
+            KSR.err(f"vpbx: reply {pv('$ci')}: {traceback.format_exc()}")
+        return 1

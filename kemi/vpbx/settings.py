@@ -1,0 +1,81 @@
+"""Tenant settings: names, types, defaults and validation (pure).
+
+Values are stored in Redis as text ("on"/"off", a choice, an integer) in the
+tenant hash; a missing field means the default.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    kind: str               # "bool" | "choice" | "int"
+    default: object
+    doc: str
+    choices: tuple = ()
+    low: int = 0
+    high: int = 0
+
+
+SETTINGS = {
+    "pbx_transfer": Setting(
+        "bool", False, "Transfer by PBX: feature codes (*EXT, *1) during calls."),
+    "transfer_caller_id": Setting(
+        "bool", False, "Transfer with the caller's number: the target sees the client's number."),
+    "transfer_hold_media": Setting(
+        "choice", "music", "What the client hears while a transfer is in progress.",
+        choices=("music", "ringback")),
+}
+
+_TRUE = {"on", "yes", "true", "1"}
+_FALSE = {"off", "no", "false", "0"}
+
+
+def normalise(name, text):
+    """Validate a value typed by an operator; return the text to store.
+
+    Raises ValueError with a message meant for the operator.
+    """
+    setting = SETTINGS.get(name)
+    if setting is None:
+        raise ValueError(f"unknown setting {name!r}; known: {', '.join(sorted(SETTINGS))}")
+    value = text.strip().lower()
+    if setting.kind == "bool":
+        if value in _TRUE:
+            return "on"
+        if value in _FALSE:
+            return "off"
+        raise ValueError(f"{name} takes on or off, not {text!r}")
+    if setting.kind == "choice":
+        if value in setting.choices:
+            return value
+        raise ValueError(f"{name} takes one of {', '.join(setting.choices)}, not {text!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or not setting.low <= number <= setting.high:
+        raise ValueError(f"{name} takes a whole number from {setting.low} to {setting.high}, not {text!r}")
+    return str(number)
+
+
+def effective(stored):
+    """Typed values of every setting from the stored tenant hash (defaults filled in)."""
+    values = {}
+    for name, setting in SETTINGS.items():
+        text = stored.get(name)
+        if text is None:
+            values[name] = setting.default
+        elif setting.kind == "bool":
+            values[name] = text == "on"
+        elif setting.kind == "int":
+            values[name] = int(text)
+        else:
+            values[name] = text
+    return values
+
+
+def render(value):
+    """Operator-facing text of a typed value."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)

@@ -1,0 +1,211 @@
+"""Start, stop and inspect the daemons of one vpbx instance (Redis, rtpengine, Kamailio).
+
+Each daemon runs in its own process group; its group id is kept in
+VAR/run/NAME.pid so that `down` stops exactly what `up` started, workers included.
+All addresses and ports come from environment variables (Config.from_env).
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis
+
+from .ngclient import NgClient, NgError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Config:
+    var: Path
+    listen: str
+    sip_port: int
+    redis_url: str
+    private_redis_port: int     # 0: VPBX_REDIS_URL names an outside server, start none
+    rtpe_port: int
+    rtp_ports: tuple
+    children: int
+
+    @classmethod
+    def from_env(cls, env=os.environ):
+        listen = env.get("VPBX_LISTEN", "127.0.0.1")
+        redis_port = int(env.get("VPBX_REDIS_PORT", "16379"))
+        outside = env.get("VPBX_REDIS_URL")
+        low, _, high = env.get("VPBX_RTP_PORTS", "30000-30999").partition("-")
+        return cls(
+            var=Path(env.get("VPBX_VAR", ROOT / "var")).resolve(),
+            listen=listen,
+            sip_port=int(env.get("VPBX_SIP_PORT", "5060")),
+            redis_url=outside or f"redis://127.0.0.1:{redis_port}/0",
+            private_redis_port=0 if outside else redis_port,
+            rtpe_port=int(env.get("VPBX_RTPE_PORT", "2223")),
+            rtp_ports=(int(low), int(high)),
+            children=int(env.get("VPBX_CHILDREN", "4")),
+        )
+
+    @property
+    def host(self):
+        """The listen address as it appears in a URI or host:port."""
+        return f"[{self.listen}]" if ":" in self.listen else self.listen
+
+    def redis(self):
+        return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
+
+    def ng(self):
+        return NgClient(self.listen, self.rtpe_port)
+
+
+class StackError(RuntimeError):
+    pass
+
+
+def _dirs(cfg):
+    for sub in ("run", "log", "redis", "run/kamailio"):
+        (cfg.var / sub).mkdir(parents=True, exist_ok=True)
+
+
+def daemons(cfg):
+    """(name, argv, extra environment, readiness check) in start order."""
+    run = cfg.var / "run"
+    items = []
+    if cfg.private_redis_port:
+        items.append(("redis", [
+            "redis-server", "--port", str(cfg.private_redis_port), "--bind", "127.0.0.1",
+            "--dir", str(cfg.var / "redis"), "--daemonize", "no", "--save", "60 1",
+            "--appendonly", "no", "--logfile", ""], {}, lambda: cfg.redis().ping()))
+    items.append(("rtpengine", [
+        "rtpengine", "--config-file=none", "--table=-1", "--foreground", "--log-stderr",
+        f"--interface={cfg.listen}", f"--listen-ng={cfg.host}:{cfg.rtpe_port}",
+        f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
+        # A deleted call leaves at once (default: kept 30 s), so leak checks see the truth.
+        "--delete-delay=0", "--timeout=60", "--silent-timeout=3600",
+        f"--pidfile={run / 'rtpengine.daemon.pid'}", "--log-level=5"], {}, lambda: cfg.ng().ping()))
+    items.append(("kamailio", [
+        "kamailio", "-f", str(ROOT / "kamailio-cfg" / "kamailio.cfg"), "-DD", "-E",
+        "-Y", str(run / "kamailio"), "-m", "128", "-M", "16",
+        "-l", f"udp:{cfg.host}:{cfg.sip_port}", "-l", f"tcp:{cfg.host}:{cfg.sip_port}",
+        "-A", f'VPBX_KEMI="{ROOT / "kemi" / "vpbx_kemi.py"}"',
+        "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
+        "-A", f'RPC_SOCK="unix:{run / "kamailio_rpc.sock"}"',
+        "-A", f'RTPE_SOCK="udp:{cfg.host}:{cfg.rtpe_port}"',
+        "-A", f"CHILDREN={cfg.children}",
+    ], {"VPBX_REDIS_URL": cfg.redis_url}, lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
+    return items
+
+
+def _pidfile(cfg, name):
+    return cfg.var / "run" / f"{name}.pid"
+
+
+def _group_alive(pgid):
+    """Is any non-zombie process left in the group?"""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def running(cfg):
+    """{name: pgid} of this instance's daemons that are alive."""
+    alive = {}
+    for name, *_ in daemons(cfg):
+        try:
+            pgid = int(_pidfile(cfg, name).read_text())
+        except (OSError, ValueError):
+            continue
+        if _group_alive(pgid):
+            alive[name] = pgid
+    return alive
+
+
+def up(cfg, timeout=20.0, say=print):
+    _dirs(cfg)
+    already = running(cfg)
+    for name, argv, env, ready in daemons(cfg):
+        if name in already:
+            say(f"{name}: already running (process group {already[name]})")
+            continue
+        log = cfg.var / "log" / f"{name}.log"
+        with open(log, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    env={**os.environ, **env}, start_new_session=True, cwd=cfg.var)
+        _pidfile(cfg, name).write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while not _ready(ready):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready after {timeout:.0f} s"
+                down(cfg, say=lambda _: None)
+                raise StackError(f"{name} {why}; last lines of {log}:\n{_tail(log)}")
+            time.sleep(0.1)
+        say(f"{name}: started (process group {proc.pid}), log {log}")
+
+
+def _ready(check):
+    try:
+        return bool(check())
+    except (OSError, NgError, redis.RedisError):
+        return False
+
+
+def _tail(path, lines=15):
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def down(cfg, timeout=10.0, say=print):
+    """Stop this instance's daemons in reverse start order; SIGKILL whatever outlives the timeout."""
+    for name, *_ in reversed(daemons(cfg)):
+        pidfile = _pidfile(cfg, name)
+        try:
+            pgid = int(pidfile.read_text())
+        except (OSError, ValueError):
+            continue
+        if _group_alive(pgid):
+            _signal_group(pgid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _group_alive(pgid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _group_alive(pgid):
+                _signal_group(pgid, signal.SIGKILL)
+                say(f"{name}: killed (did not stop within {timeout:.0f} s)")
+            else:
+                say(f"{name}: stopped")
+        pidfile.unlink(missing_ok=True)
+
+
+def _signal_group(pgid, sig):
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def sip_options(cfg, transport, timeout=1.0):
+    """Send OPTIONS to the proxy; True when it answers 200."""
+    kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
+    family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET
+    with socket.socket(family, kind) as sock:
+        sock.settimeout(timeout)
+        sock.connect((cfg.listen, cfg.sip_port))
+        host, port = sock.getsockname()[:2]
+        local = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+        branch = "z9hG4bK" + uuid.uuid4().hex
+        request = (
+            f"OPTIONS sip:{cfg.host}:{cfg.sip_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/{transport.upper()} {local};branch={branch};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:probe@{local}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:{cfg.host}:{cfg.sip_port}>\r\nCall-ID: {uuid.uuid4().hex}\r\n"
+            f"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+        sock.send(request.encode())
+        return sock.recv(4096).startswith(b"SIP/2.0 200")

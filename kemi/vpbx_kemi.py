@@ -1,0 +1,11 @@
+"""Entry file loaded by Kamailio's app_python3 (modparam "load").
+
+This directory is on sys.path, so the vpbx package imports directly.
+Kamailio embeds Debian's /usr/bin/python3: only Debian packages (python3-redis)
+and this tree are importable.
+"""
+from vpbx.proxy import Proxy
+
+
+def mod_init():
+    return Proxy()
