@@ -1,0 +1,5 @@
+import sys
+from pathlib import Path
+
+# The vpbx package lives in kemi/ (where Kamailio loads it from).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kemi"))

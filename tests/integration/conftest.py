@@ -1,0 +1,64 @@
+"""A real vpbx stack (private Redis, rtpengine, Kamailio) on non-default ports for the whole run,
+re-provisioned before and checked for leaks after every test."""
+import pytest
+
+from vpbx import stack
+from vpbx.store import Store
+
+from harness import free_port, tm_current, wait_for
+
+TENANT = "t1.test"
+OTHER_TENANT = "t2.test"
+PASSWORD = "s3cret"
+
+
+class Pbx:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.redis = cfg.redis()
+        self.store = Store(self.redis)
+        self.address = f"127.0.0.1:{cfg.sip_port}"
+
+    def provision(self, trunk_port, outbound_port):
+        self.redis.flushdb()
+        s = self.store
+        s.tenant_add(TENANT)
+        s.ext_add(TENANT, "200", PASSWORD)     # needs digest auth
+        s.ext_add(TENANT, "201")               # open
+        s.ext_add(TENANT, "202")               # open, never registered
+        s.trunk_add(TENANT, f"127.0.0.1:{trunk_port}")
+        s.trunk_add(TENANT, f"127.0.0.1:{outbound_port}", outbound=True)
+        s.tenant_add(OTHER_TENANT)
+        s.ext_add(OTHER_TENANT, "300")
+
+    def leaks(self):
+        """What a finished call left behind: Redis call keys, rtpengine calls, tm transactions."""
+        return {"redis": self.store.call_keys(), "rtpengine": self.cfg.ng().calls(),
+                "tm": tm_current(self.cfg)}
+
+
+@pytest.fixture(scope="session")
+def running_stack(tmp_path_factory):
+    env = {
+        "VPBX_VAR": str(tmp_path_factory.mktemp("var")),
+        "VPBX_SIP_PORT": str(free_port()),
+        "VPBX_REDIS_PORT": str(free_port()),
+        "VPBX_RTPE_PORT": str(free_port()),
+        "VPBX_RTP_PORTS": "31000-31999",
+        "VPBX_CHILDREN": "2",
+    }
+    cfg = stack.Config.from_env(env)
+    stack.up(cfg, say=lambda _: None)
+    yield cfg
+    stack.down(cfg, say=lambda _: None)
+
+
+@pytest.fixture
+def pbx(running_stack, tmp_path):
+    pbx = Pbx(running_stack)
+    pbx.trunk_port, pbx.outbound_port = free_port(), free_port()
+    pbx.provision(pbx.trunk_port, pbx.outbound_port)
+    pbx.workdir = tmp_path
+    yield pbx
+    empty = {"redis": [], "rtpengine": [], "tm": 0}
+    wait_for(lambda: pbx.leaks() == empty, timeout=12, what=f"no leaks (left: {pbx.leaks()})")

@@ -1,0 +1,155 @@
+"""Test harness: SIPp parties, RTP endpoints and leak checks against a real vpbx stack."""
+import os
+import re
+import socket
+import struct
+import subprocess
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+PARTIES = Path(__file__).parent / "parties"
+
+
+def free_port(kind=socket.SOCK_DGRAM):
+    """A UDP port that is free now (and its TCP twin, checked for SIPp's sake)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+def wait_for(predicate, timeout=5.0, interval=0.05, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Sipp:
+    """One SIPp process playing one party from parties/NAME.xml."""
+
+    def __init__(self, workdir, scenario, proxy, *, port=None, variables=None, user=None,
+                 password=None, duration_ms=0, timeout_s=20, name=None):
+        self.port = port or free_port()
+        self.name = name or scenario
+        self.workdir = Path(workdir)
+        argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", "127.0.0.1",
+                "-p", str(self.port), "-cp", str(free_port(socket.SOCK_STREAM)),
+                "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
+                "-timeout_error", "-d", str(duration_ms), "-trace_err", "-trace_msg",
+                "-message_file", str(self.workdir / f"{self.name}.msg"),
+                "-error_file", str(self.workdir / f"{self.name}.err")]
+        if user:
+            argv += ["-au", user, "-ap", password or ""]
+        for key, value in (variables or {}).items():
+            argv += ["-set", key, str(value)]
+        argv.append(proxy)
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, cwd=self.workdir, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def wait(self, timeout=30):
+        """Exit code of SIPp (0: the scenario passed)."""
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+            raise AssertionError(f"{self.name}: SIPp did not finish within {timeout} s")
+        return self.proc.returncode
+
+    def passed(self, timeout=30):
+        code = self.wait(timeout)
+        assert code == 0, f"{self.name}: SIPp exit {code}\n{self.report()}"
+        return True
+
+    def report(self):
+        parts = [self.proc.stderr.read().decode(errors="replace")[-2000:] if self.proc.stderr else ""]
+        for suffix in ("err", "msg"):
+            path = self.workdir / f"{self.name}.{suffix}"
+            if path.exists():
+                parts.append(f"--- {path.name}\n" + path.read_text(errors="replace")[-4000:])
+        return "\n".join(parts)
+
+    def messages(self):
+        """The SIP messages this party received and sent (SIPp's -trace_msg)."""
+        path = self.workdir / f"{self.name}.msg"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+
+
+class RtpPeer:
+    """A media endpoint: sends PCMU packets with its own SSRC and counts what it receives, by SSRC."""
+
+    def __init__(self, ssrc):
+        self.ssrc = ssrc
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.received = Counter()
+
+    def exchange(self, dest_port, count=25, interval=0.02):
+        """Send `count` packets to 127.0.0.1:dest_port while receiving; returns when done."""
+        self.sock.settimeout(interval)
+        seq, ts = 1000, 160000
+        for i in range(count):
+            header = struct.pack("!BBHII", 0x80, 0, (seq + i) & 0xFFFF, ts + 160 * i, self.ssrc)
+            self.sock.sendto(header + b"\xff" * 160, ("127.0.0.1", dest_port))
+            self._drain(interval)
+        self._drain(0.2)
+
+    def _drain(self, duration):
+        end = time.monotonic() + duration
+        while time.monotonic() < end:
+            try:
+                data = self.sock.recv(2048)
+            except socket.timeout:
+                continue
+            if len(data) >= 12 and data[0] >> 6 == 2:
+                self.received[struct.unpack("!I", data[8:12])[0]] += 1
+
+    def close(self):
+        self.sock.close()
+
+
+def exchange_media(*pairs):
+    """Run RtpPeer.exchange for (peer, dest_port) pairs at the same time."""
+    threads = [threading.Thread(target=peer.exchange, args=(port,)) for peer, port in pairs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def read_port(workdir, party, timeout=10):
+    path = Path(workdir) / f"{party}.rport"
+    wait_for(lambda: path.exists() and path.read_text().strip(), timeout, what=f"{path.name}")
+    return int(path.read_text().strip())
+
+
+def kamcmd(stack_cfg, *args):
+    out = subprocess.run(["kamcmd", "-s", f"unix:{stack_cfg.var / 'run' / 'kamailio_ctl'}", *args],
+                         capture_output=True, text=True, timeout=10)
+    return out.stdout + out.stderr
+
+
+def tm_current(stack_cfg):
+    match = re.search(r"current:\s*(\d+)", kamcmd(stack_cfg, "tm.stats"))
+    return int(match.group(1)) if match else -1
