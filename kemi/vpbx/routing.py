@@ -7,7 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-_DIALABLE = re.compile(r"^\+?[0-9]{2,20}$")
+# Numbers that leave through the outbound trunk: +E.164, an outside-line 0, or anything
+# longer than an extension. A short number that is no extension is a 404, not a call out.
+_EXTERNAL = re.compile(r"^(\+[0-9]{3,20}|0[0-9]{2,20}|[0-9]{7,20})$")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def route_invite(f: InviteFacts) -> Decision:
         return decided(Reject(403, "Forbidden - other tenant or foreign domain"))
     if f.callee_is_ext:
         return decided(ToExtension(tenant, f.ruri_user))
-    if f.outbound and _DIALABLE.match(f.ruri_user):
+    if f.outbound and _EXTERNAL.match(f.ruri_user):
         return decided(ToTrunk(tenant, f.outbound))
     return decided(Reject(404, "Not Found"))
 

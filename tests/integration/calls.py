@@ -1,6 +1,8 @@
 """Parties of a test call, assembled from the SIPp scenarios in parties/."""
+import re
+
 from conftest import TENANT
-from harness import RtpPeer, Sipp
+from harness import RtpPeer, Sipp, exchange_media, read_port
 
 
 def register(pbx, user, contact_port, password=None, domain=TENANT, scenario="register"):
@@ -29,3 +31,28 @@ def caller(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, pas
                  user=from_user, password=password)
     party.media = media
     return party
+
+
+def probe(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, max_forwards=70,
+          extra_header="X-Probe: 1", port=None):
+    """Send one INVITE that should be refused; return the final status line received."""
+    party = Sipp(pbx.workdir, "probe", pbx.address, name=f"probe-{from_user}-{to_user}", port=port,
+                 variables={"from_user": from_user, "from_domain": from_domain, "to_user": to_user,
+                            "to_domain": to_domain, "max_forwards": max_forwards,
+                            "extra_header": extra_header})
+    party.passed()
+    finals = re.findall(r"^SIP/2\.0 ([2-6]\d\d .*?)\r?$", party.messages(), re.M)
+    return finals[-1]
+
+
+def talk(pbx, a, b):
+    """Both parties of an answered call exchange RTP through rtpengine; each must receive
+    the other's packets and nothing else. Returns when both SIPp parties have passed."""
+    a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
+    assert {a_dest, b_dest}.isdisjoint({a.media.port, b.media.port}), "media must be anchored in rtpengine"
+    exchange_media((a.media, a_dest), (b.media, b_dest))
+    a.passed()
+    b.passed()
+    assert a.media.received[b.media.ssrc] >= 20, f"{a.name} heard {dict(a.media.received)}"
+    assert b.media.received[a.media.ssrc] >= 20, f"{b.name} heard {dict(b.media.received)}"
+    assert set(a.media.received) == {b.media.ssrc} and set(b.media.received) == {a.media.ssrc}
