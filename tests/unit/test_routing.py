@@ -1,0 +1,72 @@
+import pytest
+
+from vpbx.routing import (InviteFacts, Register, Reject, ToExtension, ToTrunk, auth_failure_reason,
+                          route_invite, route_register)
+
+BASE = dict(from_user="100", from_domain="acme.example", ruri_user="101", ruri_domain="acme.example",
+            ruri_is_local=False, trunk_tenant=None, tenant_known=True, caller_secret="",
+            callee_is_ext=True, outbound=None)
+
+
+def decide(**changes):
+    return route_invite(InviteFacts(**{**BASE, **changes}))
+
+
+def test_extension_to_extension():
+    d = decide()
+    assert d.outcome == ToExtension("acme.example", "101")
+    assert (d.secret, d.caller_role, d.caller_ext) == (None, "ext", "100")
+
+
+def test_protected_caller_must_authenticate_even_when_the_call_is_refused():
+    assert decide(caller_secret="ha1").secret == "ha1"
+    assert decide(caller_secret="ha1", callee_is_ext=False).secret == "ha1"
+
+
+def test_proxy_address_in_request_uri_means_the_callers_tenant():
+    assert decide(ruri_domain="127.0.0.1", ruri_is_local=True).outcome == ToExtension("acme.example", "101")
+
+
+@pytest.mark.parametrize("changes,code", [
+    (dict(tenant_known=False), 403),
+    (dict(caller_secret=None), 403),
+    (dict(ruri_domain="other.example"), 403),
+    (dict(callee_is_ext=False), 404),
+    (dict(callee_is_ext=False, ruri_user="555", outbound="192.0.2.1:5060"), 404),
+    (dict(callee_is_ext=False, ruri_user="alice", outbound="192.0.2.1:5060"), 404),
+])
+def test_refusals(changes, code):
+    assert isinstance(decide(**changes).outcome, Reject)
+    assert decide(**changes).outcome.code == code
+
+
+@pytest.mark.parametrize("number", ["+4930123456", "0049301234", "5551234"])
+def test_external_numbers_leave_through_the_outbound_trunk(number):
+    d = decide(callee_is_ext=False, ruri_user=number, outbound="192.0.2.1:5060")
+    assert d.outcome == ToTrunk("acme.example", "192.0.2.1:5060")
+
+
+def test_trunk_call_reaches_extension_of_the_trunks_tenant_without_auth():
+    d = decide(trunk_tenant="acme.example", from_domain="carrier.example", caller_secret=None,
+               tenant_known=True, ruri_domain="127.0.0.1")
+    assert d.outcome == ToExtension("acme.example", "101")
+    assert (d.secret, d.caller_role) == (None, "trunk")
+
+
+def test_trunk_call_to_non_extension_is_404():
+    d = decide(trunk_tenant="acme.example", callee_is_ext=False)
+    assert d.outcome == Reject(404, "Not Found")
+
+
+def test_register():
+    assert route_register("acme.example", "100", True, "ha1").outcome == Register("acme.example", "100")
+    assert route_register("acme.example", "100", True, "ha1").secret == "ha1"
+    assert route_register("acme.example", "100", True, "").secret is None
+    assert route_register("acme.example", "100", False, None).outcome.code == 403
+    assert route_register("acme.example", "100", True, None).outcome.code == 403
+
+
+def test_auth_failures():
+    assert "wrong password" in auth_failure_reason(-2)
+    assert auth_failure_reason(-5) is None      # no credentials: challenge
+    assert auth_failure_reason(-4) is None      # stale nonce: challenge again

@@ -1,0 +1,33 @@
+import pytest
+
+from vpbx import settings
+
+
+def test_defaults_when_nothing_is_stored():
+    assert settings.effective({}) == {
+        "pbx_transfer": False, "transfer_caller_id": False, "transfer_hold_media": "music"}
+
+
+@pytest.mark.parametrize("text,stored", [("on", "on"), ("YES", "on"), ("1", "on"), ("off", "off"),
+                                         ("False", "off"), (" no ", "off")])
+def test_bool_spellings(text, stored):
+    assert settings.normalise("pbx_transfer", text) == stored
+
+
+def test_stored_values_are_typed():
+    values = settings.effective({"pbx_transfer": "on", "transfer_hold_media": "ringback"})
+    assert values["pbx_transfer"] is True and values["transfer_hold_media"] == "ringback"
+
+
+@pytest.mark.parametrize("name,text,message", [
+    ("pbx_transfer", "maybe", "on or off"),
+    ("transfer_hold_media", "silence", "music, ringback"),
+    ("no_such_thing", "on", "unknown setting"),
+])
+def test_bad_values_are_refused_with_a_reason(name, text, message):
+    with pytest.raises(ValueError, match=message):
+        settings.normalise(name, text)
+
+
+def test_render_round_trips_bools():
+    assert settings.render(True) == "on" and settings.render("music") == "music"
