@@ -16,6 +16,7 @@ from pathlib import Path
 import redis
 
 from .ngclient import NgClient, NgError
+from .store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,9 +28,12 @@ class Config:
     sip_port: int
     redis_url: str
     private_redis_port: int     # 0: VPBX_REDIS_URL names an outside server, start none
+    rtpe_host: str
     rtpe_port: int
+    private_rtpe: bool          # False: VPBX_RTPE_ADDR names a running rtpengine, start none
     rtp_ports: tuple
     children: int
+    aliases: tuple              # other addresses that are this proxy (cluster nodes' shared names)
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -37,15 +41,20 @@ class Config:
         redis_port = int(env.get("VPBX_REDIS_PORT", "16379"))
         outside = env.get("VPBX_REDIS_URL")
         low, _, high = env.get("VPBX_RTP_PORTS", "30000-30999").partition("-")
+        rtpe = env.get("VPBX_RTPE_ADDR")
+        rtpe_host, _, rtpe_port = (rtpe or f"{listen}:{env.get('VPBX_RTPE_PORT', '2223')}").rpartition(":")
         return cls(
             var=Path(env.get("VPBX_VAR", ROOT / "var")).resolve(),
             listen=listen,
             sip_port=int(env.get("VPBX_SIP_PORT", "5060")),
             redis_url=outside or f"redis://127.0.0.1:{redis_port}/0",
             private_redis_port=0 if outside else redis_port,
-            rtpe_port=int(env.get("VPBX_RTPE_PORT", "2223")),
+            rtpe_host=rtpe_host.strip("[]"),
+            rtpe_port=int(rtpe_port),
+            private_rtpe=not rtpe,
             rtp_ports=(int(low), int(high)),
             children=int(env.get("VPBX_CHILDREN", "4")),
+            aliases=tuple(a for a in env.get("VPBX_ALIASES", "").split(",") if a),
         )
 
     @property
@@ -56,8 +65,13 @@ class Config:
     def redis(self):
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
 
+    @property
+    def rtpe(self):
+        """rtpengine's ng address as host:port."""
+        return f"[{self.rtpe_host}]:{self.rtpe_port}" if ":" in self.rtpe_host else f"{self.rtpe_host}:{self.rtpe_port}"
+
     def ng(self):
-        return NgClient(self.listen, self.rtpe_port)
+        return NgClient(self.rtpe_host, self.rtpe_port)
 
 
 class StackError(RuntimeError):
@@ -78,13 +92,14 @@ def daemons(cfg):
             "redis-server", "--port", str(cfg.private_redis_port), "--bind", "127.0.0.1",
             "--dir", str(cfg.var / "redis"), "--daemonize", "no", "--save", "60 1",
             "--appendonly", "no", "--logfile", ""], {}, lambda: cfg.redis().ping()))
-    items.append(("rtpengine", [
-        "rtpengine", "--config-file=none", "--table=-1", "--foreground", "--log-stderr",
-        f"--interface={cfg.listen}", f"--listen-ng={cfg.host}:{cfg.rtpe_port}",
-        f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
-        # A deleted call leaves at once (default: kept 30 s), so leak checks see the truth.
-        "--delete-delay=0", "--timeout=60", "--silent-timeout=3600",
-        f"--pidfile={run / 'rtpengine.daemon.pid'}", "--log-level=5"], {}, lambda: cfg.ng().ping()))
+    if cfg.private_rtpe:
+        items.append(("rtpengine", [
+            "rtpengine", "--config-file=none", "--table=-1", "--foreground", "--log-stderr",
+            f"--interface={cfg.listen}", f"--listen-ng={cfg.rtpe}",
+            f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
+            # A deleted call leaves at once (default: kept 30 s), so leak checks see the truth.
+            "--delete-delay=0", "--timeout=60", "--silent-timeout=3600",
+            f"--pidfile={run / 'rtpengine.daemon.pid'}", "--log-level=5"], {}, lambda: cfg.ng().ping()))
     items.append(("kamailio", [
         "kamailio", "-f", str(ROOT / "kamailio-cfg" / "kamailio.cfg"), "-DD", "-E",
         "-Y", str(run / "kamailio"), "-m", "128", "-M", "16",
@@ -92,8 +107,10 @@ def daemons(cfg):
         "-A", f'VPBX_KEMI="{ROOT / "kemi" / "vpbx_kemi.py"}"',
         "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
         "-A", f'RPC_SOCK="unix:{run / "kamailio_rpc.sock"}"',
-        "-A", f'RTPE_SOCK="udp:{cfg.host}:{cfg.rtpe_port}"',
+        "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
+        "-A", f'REDIS_DB="{cfg.redis_url}"',
         "-A", f"CHILDREN={cfg.children}",
+        *(f"--alias={alias}" for alias in cfg.aliases),
     ], {"VPBX_REDIS_URL": cfg.redis_url}, lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
     return items
 
@@ -137,6 +154,8 @@ def up(cfg, timeout=20.0, say=print):
         if name in already:
             say(f"{name}: already running (process group {already[name]})")
             continue
+        if name == "kamailio":
+            Store(cfg.redis()).prepare_location()
         log = cfg.var / "log" / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

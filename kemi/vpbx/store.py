@@ -8,6 +8,9 @@ PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
 
+LOCATION_VERSION = "version:entry::location"   # db_redis: usrloc table version
+# Registrations: db_redis keys location:entry::<ruid>, location:usrdom::<user>:<domain>, ...
+
 CALL_TTL = 6 * 3600                     # safety net; refreshed by in-dialog requests
 
 
@@ -121,6 +124,12 @@ class Store:
         domain = self._need_tenant(domain)
         stored = self.r.hgetall(tenant_key(domain))
         return settings.effective(stored), stored.get("outbound")
+
+    # ---- registrations (kept by Kamailio's usrloc through db_redis) ------
+
+    def prepare_location(self):
+        """db_redis checks the table version of usrloc's table at start-up."""
+        self.r.hset(LOCATION_VERSION, mapping={"table_name": "location", "table_version": 9})
 
     # ---- routing lookups (the proxy; one round trip each) ---------------
 

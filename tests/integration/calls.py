@@ -5,16 +5,16 @@ from conftest import TENANT
 from harness import RtpPeer, Sipp, exchange_media, read_port
 
 
-def register(pbx, user, contact_port, password=None, domain=TENANT, scenario="register"):
-    reg = Sipp(pbx.workdir, scenario, pbx.address, name=f"{scenario}-{user}",
+def register(pbx, user, contact_port, password=None, domain=TENANT, scenario="register", proxy=None):
+    reg = Sipp(pbx.workdir, scenario, proxy or pbx.address, name=f"{scenario}-{user}",
                variables={"user": user, "domain": domain, "contact_port": contact_port, "expires": 300},
                user=user, password=password)
     return reg
 
 
-def callee(pbx, user, hangup="caller", hold_ms=2500, name="callee", ssrc=0xB0B, port=None):
+def callee(pbx, user, hangup="caller", hold_ms=2500, name="callee", ssrc=0xB0B, port=None, proxy=None):
     media = RtpPeer(ssrc)
-    party = Sipp(pbx.workdir, "callee", pbx.address, name=name, port=port, duration_ms=hold_ms,
+    party = Sipp(pbx.workdir, "callee", proxy or pbx.address, name=name, port=port, duration_ms=hold_ms,
                  variables={"user": user, "rtp_port": media.port, "outdir": pbx.workdir,
                             "party": name, "hangup": hangup})
     party.media = media

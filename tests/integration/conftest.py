@@ -20,7 +20,8 @@ class Pbx:
         self.address = f"127.0.0.1:{cfg.sip_port}"
 
     def provision(self, trunk_port, outbound_port):
-        self.redis.flushdb()
+        for key in self.redis.scan_iter("vpbx:*"):
+            self.redis.delete(key)
         s = self.store
         s.tenant_add(TENANT)
         s.ext_add(TENANT, "200", PASSWORD)     # needs digest auth

@@ -10,6 +10,10 @@ def test_open_extension_registers_without_challenge(pbx):
     reg.passed()
     assert "401 Unauthorized" not in reg.messages()
     assert f"127.0.0.1:{contact}" in kamcmd(pbx.cfg, "ul.lookup", "location", f"201@{TENANT}")
+    # Bindings live in Redis, where every proxy node finds them.
+    assert pbx.redis.keys(f"location:usrdom::201:{TENANT}")
+    assert any(f"127.0.0.1:{contact}" in str(pbx.redis.hgetall(key))
+               for key in pbx.redis.keys("location:entry::*"))
 
 
 def test_protected_extension_registers_after_digest_challenge(pbx):

@@ -1,0 +1,310 @@
+#!/usr/bin/python3
+"""`make bench`: Kamailio CPU and Redis work per basic call, vpbx (Python KEMI) next to the
+same routing in Kamailio's native language (bench/native.cfg).
+
+One run starts a private vpbx stack (Redis, rtpengine, Kamailio) on free ports, then a
+native Kamailio that uses the same Redis and rtpengine, and drives the same SIPp load
+through each: INVITE with SDP -> 180/200 -> ACK -> pause -> BYE, ext 100 -> ext 101.
+See docs/benchmarks.md for what is measured and how.
+
+Environment: BENCH_CALLS (default 1000), BENCH_RATE (calls/s, default 50), BENCH_KEEP=1
+keeps the work directory (logs, SIPp error files) even when all went well.
+"""
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT / "kemi"))
+
+from vpbx import stack          # noqa: E402  (needs the sys.path entry above)
+from vpbx.store import Store    # noqa: E402
+
+CALLS = int(os.environ.get("BENCH_CALLS", "1000"))
+RATE = int(os.environ.get("BENCH_RATE", "50"))
+WARMUP = 50             # unmeasured calls first: Redis connections, Python imports, caches
+HOLD_MS = 200           # ACK -> BYE
+CHILDREN = 4
+RTP_PORTS = "32000-32999"   # the tests use 31000-31999, `make run` 30000-30999
+TENANT, CALLER, CALLEE = "bench.test", "100", "101"
+GOAL = "goal: ratio <= 1.25, <= 3 Redis round trips per basic call"
+
+
+def free_port():
+    """A port free now for both UDP and TCP (Kamailio and SIPp open both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+            try:
+                t.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
+# ---- processes -------------------------------------------------------------
+
+def group_pids(pgid):
+    """PIDs of the live (non-zombie) processes of a process group, with their /proc/PID/stat
+    fields after the command name (fields[0] is the state, fields[2] the group)."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            yield int(entry), fields
+
+
+def kill_group(pgid, timeout=10.0):
+    """SIGTERM the whole group, SIGKILL what is left after `timeout`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while any(group_pids(pgid)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not any(group_pids(pgid)):
+            return
+
+
+class Processes:
+    """Everything this run starts besides the vpbx stack, for cleanup in one place."""
+
+    def __init__(self):
+        self.procs = []
+
+    def start(self, argv, log, cwd):
+        with open(log, "ab") as out:
+            proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def stop_all(self):
+        for proc in reversed(self.procs):
+            kill_group(proc.pid)
+            proc.wait()
+
+
+def kamailio_cpu(pgid):
+    """CPU time of the whole Kamailio group, in seconds: (utime+stime+cutime+cstime from
+    /proc/PID/stat, in clock ticks; the same from /proc/PID/task/*/schedstat, in ns)."""
+    ticks, ns = 0, 0
+    for pid, fields in group_pids(pgid):
+        ticks += sum(int(x) for x in fields[11:15])
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                ns += int((task / "schedstat").read_text().split()[0])
+        except OSError:
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK"), ns / 1e9
+
+
+def redis_counters(r):
+    """(commands, socket reads) Redis has processed so far, from one INFO."""
+    info = r.info("all")
+    commands = sum(v["calls"] for k, v in info.items()
+                   if k.startswith("cmdstat_") and k != "cmdstat_info")
+    return commands, info["total_reads_processed"]
+
+
+# ---- SIP -------------------------------------------------------------------
+
+def register(port, user, contact_port):
+    """REGISTER user@TENANT (an open extension: no auth) with a Contact at contact_port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.connect(("127.0.0.1", port))
+        host, local = sock.getsockname()
+        sock.send((
+            f"REGISTER sip:{TENANT} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {host}:{local};branch=z9hG4bK{uuid.uuid4().hex};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: <sip:{user}@{TENANT}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:{user}@{TENANT}>\r\nCall-ID: {uuid.uuid4().hex}\r\nCSeq: 1 REGISTER\r\n"
+            f"Contact: <sip:{user}@127.0.0.1:{contact_port}>\r\nExpires: 3600\r\n"
+            f"Content-Length: 0\r\n\r\n").encode())
+        reply = sock.recv(4096).decode(errors="replace")
+    if not reply.startswith("SIP/2.0 200"):
+        raise RuntimeError(f"REGISTER {user} on port {port}: {reply.splitlines()[0]}")
+
+
+def sipp(procs, work, name, scenario, *args):
+    """Start SIPp with a scenario of bench/; its statistics go to WORK/NAME.csv."""
+    argv = ["sipp", "-sf", BENCH / scenario, "-i", "127.0.0.1", "-cp", free_port(),
+            "-mp", free_port(), "-nostdin", "-trace_stat", "-stf", work / f"{name}.csv",
+            "-trace_err", "-error_file", work / f"{name}.err", *args]
+    return procs.start(argv, work / f"{name}.log", work)
+
+
+def sipp_counts(work, name):
+    """(successful, failed) calls from the last line of SIPp's statistics file."""
+    try:
+        head, *_, last = (work / f"{name}.csv").read_text().splitlines()
+    except (OSError, ValueError):
+        return 0, 0
+    row = dict(zip(head.split(";"), last.split(";")))
+    return int(row["SuccessfulCall(C)"]), int(row["FailedCall(C)"])
+
+
+def wait(proc, timeout):
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        return proc.wait()
+
+
+def caller_load(procs, work, name, proxy_port, calls):
+    """Place `calls` calls at RATE through the proxy; returns (successful, failed)."""
+    proc = sipp(procs, work, name, "uac.xml", "-p", free_port(), "-s", CALLEE,
+                "-set", "from", CALLER, "-set", "domain", TENANT,
+                "-r", RATE, "-m", calls, "-d", HOLD_MS, "-recv_timeout", "10000",
+                f"127.0.0.1:{proxy_port}")
+    wait(proc, calls / RATE + 30)
+    return sipp_counts(work, name)
+
+
+# ---- one configuration -----------------------------------------------------
+
+@dataclasses.dataclass
+class Result:
+    name: str
+    calls: int = 0
+    failed: int = 0
+    cpu_stat: float = 0.0       # seconds, /proc/PID/stat
+    cpu_exact: float = 0.0      # seconds, schedstat
+    commands: int = 0
+    reads: int = 0
+    leftovers: str = ""
+
+    def per_call(self, value, scale=1.0):
+        return value * scale / self.calls if self.calls else float("nan")
+
+
+def measure(name, procs, work, proxy_port, kamailio_pgid, r, ng, call_keys):
+    """Warm up, then measure CALLS calls through the proxy on proxy_port."""
+    print(f"{name}: {WARMUP} warm-up calls, then {CALLS} calls at {RATE}/s ...", flush=True)
+    uas_port = free_port()
+    uas = sipp(procs, work, f"{name}-uas", "uas.xml", "-p", uas_port, "-s", CALLEE,
+               "-m", WARMUP + CALLS)
+    time.sleep(0.3)     # SIPp binds its port
+    register(proxy_port, CALLEE, uas_port)
+    ok, _ = caller_load(procs, work, f"{name}-warmup", proxy_port, WARMUP)
+    if ok != WARMUP:
+        raise RuntimeError(f"{name}: warm-up calls failed ({ok} of {WARMUP} ok); see {work}")
+    time.sleep(1)
+
+    cpu0, (cmd0, reads0) = kamailio_cpu(kamailio_pgid), redis_counters(r)
+    ok, _ = caller_load(procs, work, f"{name}-uac", proxy_port, CALLS)
+    wait(uas, 15)
+    time.sleep(1)       # retransmissions, last replies
+    cpu1, (cmd1, reads1) = kamailio_cpu(kamailio_pgid), redis_counters(r)
+
+    # A call counts as completed only when both ends completed it.
+    completed = min(ok, sipp_counts(work, f"{name}-uas")[0] - WARMUP)
+    left = {"redis keys": len(list(r.scan_iter(match=call_keys, count=1000))),
+            "rtpengine calls": len(ng.calls())}
+    return Result(name, completed, CALLS - completed,
+                  cpu1[0] - cpu0[0], cpu1[1] - cpu0[1],
+                  cmd1 - cmd0, reads1 - reads0 - 1,   # - 1: the second INFO's own read
+                  ", ".join(f"{v} {k}" for k, v in left.items() if v))
+
+
+def start_native(procs, work, cfg, port):
+    """A Kamailio running bench/native.cfg on `port`, using the stack's Redis and rtpengine."""
+    run = work / "native"
+    run.mkdir()
+    proc = procs.start([
+        "kamailio", "-f", BENCH / "native.cfg", "-DD", "-E", "-Y", run, "-m", "128", "-M", "16",
+        "-l", f"udp:127.0.0.1:{port}", "-l", f"tcp:127.0.0.1:{port}",
+        "-A", f'CTL_SOCK="unix:{run / "ctl"}"', "-A", f'RPC_SOCK="unix:{run / "rpc.sock"}"',
+        "-A", f'RTPE_SOCK="udp:127.0.0.1:{cfg.rtpe_port}"', "-A", f"CHILDREN={CHILDREN}",
+        "-A", f'REDIS_SRV="name=vpbx;addr=127.0.0.1;port={cfg.private_redis_port}"',
+    ], work / "native.log", run)
+    probe = dataclasses.replace(cfg, sip_port=port)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            if stack.sip_options(probe, "udp"):
+                return proc
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"native Kamailio did not start; see {work / 'native.log'}")
+        time.sleep(0.1)
+
+
+# ---- report ----------------------------------------------------------------
+
+def report(results):
+    print()
+    print(f"{'config':8} {'calls':>6} {'failed':>6} {'CPU µs/call':>12} {'(schedstat)':>11} "
+          f"{'Redis cmds/call':>15} {'Redis reads/call':>16}")
+    for x in results:
+        print(f"{x.name:8} {x.calls:6d} {x.failed:6d} {x.per_call(x.cpu_stat, 1e6):12.0f} "
+              f"{x.per_call(x.cpu_exact, 1e6):11.0f} {x.per_call(x.commands):15.2f} "
+              f"{x.per_call(x.reads):16.2f}" + (f"  LEFT OVER: {x.leftovers}" if x.leftovers else ""))
+    if len(results) == 2 and all(x.calls for x in results):
+        vpbx, native = results
+        print(f"ratio vpbx/native CPU: {vpbx.per_call(vpbx.cpu_stat) / native.per_call(native.cpu_stat):.2f}"
+              f" (schedstat: {vpbx.per_call(vpbx.cpu_exact) / native.per_call(native.cpu_exact):.2f})")
+    print(GOAL)
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="vpbx-bench-"))
+    cfg = stack.Config.from_env({
+        "VPBX_VAR": str(work / "vpbx"), "VPBX_SIP_PORT": str(free_port()),
+        "VPBX_REDIS_PORT": str(free_port()), "VPBX_RTPE_PORT": str(free_port()),
+        "VPBX_RTP_PORTS": RTP_PORTS, "VPBX_CHILDREN": str(CHILDREN)})
+    procs = Processes()
+    # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, through the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    results, ok = [], False
+    try:
+        stack.up(cfg, say=lambda _: None)
+        r, ng = cfg.redis(), cfg.ng()
+        r.flushdb()
+        store = Store(r)
+        store.tenant_add(TENANT)
+        store.ext_add(TENANT, CALLER)
+        store.ext_add(TENANT, CALLEE)
+        kamailio = stack.running(cfg)["kamailio"]
+        results.append(measure("vpbx", procs, work, cfg.sip_port, kamailio, r, ng, "vpbx:call:*"))
+        native_port = free_port()
+        native = start_native(procs, work, cfg, native_port)
+        results.append(measure("native", procs, work, native_port, native.pid, r, ng, "bench:call:*"))
+        ok = all(x.calls == CALLS and not x.failed and not x.leftovers for x in results)
+    finally:
+        procs.stop_all()
+        stack.down(cfg, say=lambda _: None)
+        report(results)
+        if ok and not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"logs and SIPp files kept in {work}")
+    if not ok:
+        print("FAILED: some calls failed or left state behind; the figures above do not count",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

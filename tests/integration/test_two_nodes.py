@@ -1,0 +1,35 @@
+"""Two proxy nodes share Redis and rtpengine: an extension registered through one node is
+called through the other (registrations live in Redis, not in a node)."""
+import pytest
+
+from vpbx import stack
+
+from calls import callee, caller, register, talk
+from conftest import PASSWORD
+from harness import free_port, tm_current
+
+
+@pytest.fixture(scope="module")
+def node2(running_stack, tmp_path_factory):
+    node1 = running_stack
+    cfg = stack.Config.from_env({
+        "VPBX_VAR": str(tmp_path_factory.mktemp("node2")),
+        "VPBX_SIP_PORT": str(free_port()),
+        "VPBX_REDIS_URL": node1.redis_url,
+        "VPBX_RTPE_ADDR": node1.rtpe,
+        "VPBX_CHILDREN": "2",
+        # Cluster nodes share the name they record-route with; here node 1's address.
+        "VPBX_ALIASES": f"127.0.0.1:{node1.sip_port}",
+    })
+    assert [name for name, *_ in stack.daemons(cfg)] == ["kamailio"]
+    stack.up(cfg, say=lambda _: None)
+    yield cfg
+    stack.down(cfg, say=lambda _: None)
+
+
+def test_registered_through_one_node_called_through_the_other(pbx, node2):
+    b = callee(pbx, "201")
+    register(pbx, "201", b.port, proxy=f"127.0.0.1:{node2.sip_port}").passed()
+    a = caller(pbx, "200", "201", password=PASSWORD)    # through node 1
+    talk(pbx, a, b)
+    assert tm_current(node2) == 0
