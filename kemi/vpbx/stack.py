@@ -94,12 +94,10 @@ def daemons(cfg):
             "--appendonly", "no", "--logfile", ""], {}, lambda: cfg.redis().ping()))
     if cfg.private_rtpe:
         items.append(("rtpengine", [
-            "rtpengine", "--config-file=none", "--table=-1", "--foreground", "--log-stderr",
+            "rtpengine", f"--config-file={ROOT / 'rtpengine' / 'rtpengine.conf'}",
             f"--interface={cfg.listen}", f"--listen-ng={cfg.rtpe}",
             f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
-            # A deleted call leaves at once (default: kept 30 s), so leak checks see the truth.
-            "--delete-delay=0", "--timeout=60", "--silent-timeout=3600",
-            f"--pidfile={run / 'rtpengine.daemon.pid'}", "--log-level=5"], {}, lambda: cfg.ng().ping()))
+            f"--pidfile={run / 'rtpengine.daemon.pid'}"], {}, lambda: cfg.ng().ping()))
     items.append(("kamailio", [
         "kamailio", "-f", str(ROOT / "kamailio-cfg" / "kamailio.cfg"), "-DD", "-E",
         "-Y", str(run / "kamailio"), "-m", "128", "-M", "16",
