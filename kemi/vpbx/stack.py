@@ -198,7 +198,16 @@ def down(cfg, timeout=10.0, say=print):
                 say(f"{name}: killed (did not stop within {timeout:.0f} s)")
             else:
                 say(f"{name}: stopped")
+        _reap(pgid)
         pidfile.unlink(missing_ok=True)
+
+
+def _reap(pid):
+    """Collect the exit status when this process started the daemon (no zombie left)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _signal_group(pgid, sig):

@@ -34,6 +34,7 @@ class NotFound(ValueError):
 class Store:
     def __init__(self, redis):
         self.r = redis
+        self._update_if_exists = redis.register_script(_UPDATE_IF_EXISTS)
 
     # ---- provisioning (the CLI) ------------------------------------------
 
@@ -134,10 +135,10 @@ class Store:
     # ---- routing lookups (the proxy; one round trip each) ---------------
 
     def invite_facts(self, source, from_domain, from_user, ruri_user):
-        """-> (trunk_tenant, tenant hash, caller secret, callee secret).
+        """-> (trunk's tenant or None, tenant known, tenant hash, caller secret, callee secret).
 
-        Reads the From domain's tenant; a call from a trunk of another tenant
-        costs a second round trip."""
+        Secrets: None = no such extension, "" = open, else HA1. Reads the From domain's
+        tenant; a call from a trunk of another tenant costs a second round trip."""
         with self.r.pipeline(transaction=False) as p:
             p.hget(TRUNKS, source)
             p.hgetall(tenant_key(from_domain))
@@ -171,7 +172,7 @@ class Store:
     def call_update(self, callid, fields):
         """Update an existing record (in-dialog requests); never recreates an ended call."""
         key = call_key(callid)
-        self.r.eval(_UPDATE_IF_EXISTS, 1, key, CALL_TTL, *[x for kv in fields.items() for x in kv])
+        self._update_if_exists(keys=[key], args=[CALL_TTL, *[x for kv in fields.items() for x in kv]])
 
     def call_get(self, callid):
         return self.r.hgetall(call_key(callid))
