@@ -89,6 +89,17 @@ class Sipp:
         path = self.workdir / f"{self.name}.msg"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def received(self, first_line_prefix=""):
+        """Messages this party received whose first line starts with the prefix."""
+        found = []
+        for block in re.split(r"^-{10,} .*$", self.messages(), flags=re.M):
+            head, _, message = block.strip().partition("\n")
+            if "message received" in head:
+                message = message.strip()
+                if message.startswith(first_line_prefix):
+                    found.append(message)
+        return found
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, 9)
