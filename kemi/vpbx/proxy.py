@@ -74,6 +74,9 @@ class Proxy:
     def ksr_request_route(self, msg):
         try:
             self.route_request()
+        except redis.RedisError as exc:
+            KSR.err(f"vpbx: {pv('$rm')} {pv('$ci')}: Redis: {exc}\n")
+            reply(503, "Service Unavailable - state store")
         except Exception:
             KSR.err(f"vpbx: {pv('$rm')} {pv('$ci')}: {traceback.format_exc()}")
             reply(500, "Server Internal Error")
