@@ -4,7 +4,8 @@ same routing in Kamailio's native language (bench/native.cfg).
 
 One run starts a private vpbx stack (Redis, rtpengine, Kamailio) on free ports, then a
 native Kamailio that uses the same Redis and rtpengine, and drives the same SIPp load
-through each: INVITE with SDP -> 180/200 -> ACK -> pause -> BYE, ext 100 -> ext 101.
+through each: INVITE with SDP -> 180/200 -> ACK -> pause -> BYE, from one open extension
+to another.
 See docs/benchmarks.md for what is measured and how.
 
 Environment: BENCH_CALLS (default 600), BENCH_RATE (calls/s, default 50), BENCH_KEEP=1
@@ -12,6 +13,7 @@ keeps the work directory (logs, SIPp error files) even when all went well.
 """
 import dataclasses
 import os
+import re
 import shutil
 import signal
 import socket
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 
@@ -32,12 +35,15 @@ from vpbx.store import Store    # noqa: E402
 CALLS = int(os.environ.get("BENCH_CALLS", "600"))
 RATE = int(os.environ.get("BENCH_RATE", "50"))
 WARMUP = 50             # unmeasured calls first: Redis connections, Python imports, caches
+ROUNDS = 3              # the measured calls, in rounds alternating between the two proxies
 HOLD_MS = 200           # ACK -> BYE
 CHILDREN = 4
 RTP_PORTS = "32000-32999"   # the tests use 31000-31999, `make run` 30000-30999
-TENANT, CALLER, CALLEE = "bench.test", "100", "101"
+# Each proxy calls its own callee: registrations may share one Redis table (db_redis).
+TENANT, CALLER, CALLEES = "bench.test", "100", {"vpbx": "101", "native": "102"}
 # Registrations in Redis (db_redis) or in memory: native.cfg follows vpbx's choice.
-USRLOC_IN_REDIS = 'loadmodule "db_redis.so"' in (ROOT / "kamailio-cfg" / "kamailio.cfg").read_text()
+USRLOC_IN_REDIS = bool(re.search(r'^loadmodule\s+"db_redis\.so"',
+                                   (ROOT / "kamailio-cfg" / "kamailio.cfg").read_text(), re.M))
 GOAL = "goal: ratio <= 1.25, <= 3 Redis round trips per basic call"
 
 
@@ -100,8 +106,9 @@ class Processes:
 
     def stop_all(self):
         for proc in reversed(self.procs):
-            kill_group(proc.pid)
-            proc.wait()
+            if proc.poll() is None:     # once reaped, its PID may belong to someone else
+                kill_group(proc.pid)
+                proc.wait()
 
 
 def kamailio_cpu(pgid):
@@ -119,7 +126,8 @@ def kamailio_cpu(pgid):
 
 
 def redis_counters(r):
-    """(commands, socket reads) Redis has processed so far, from one INFO."""
+    """(commands, socket reads) Redis has processed so far, from one INFO. Redis reads a
+    request, or a whole pipeline, from a client socket in one read: reads = round trips."""
     info = r.info("all")
     commands = sum(v["calls"] for k, v in info.items()
                    if k.startswith("cmdstat_") and k != "cmdstat_info")
@@ -154,14 +162,13 @@ def sipp(procs, work, name, scenario, *args):
     return procs.start(argv, work / f"{name}.log", work)
 
 
-def sipp_counts(work, name):
-    """(successful, failed) calls from the last line of SIPp's statistics file."""
+def sipp_successes(work, name):
+    """Successful calls, from the last line of SIPp's statistics file (written at exit)."""
     try:
         head, *_, last = (work / f"{name}.csv").read_text().splitlines()
     except (OSError, ValueError):
-        return 0, 0
-    row = dict(zip(head.split(";"), last.split(";")))
-    return int(row["SuccessfulCall(C)"]), int(row["FailedCall(C)"])
+        return 0
+    return int(dict(zip(head.split(";"), last.split(";")))["SuccessfulCall(C)"])
 
 
 def wait(proc, timeout):
@@ -172,72 +179,82 @@ def wait(proc, timeout):
         return proc.wait()
 
 
-def caller_load(procs, work, name, proxy_port, calls):
-    """Place `calls` calls at RATE through the proxy; returns (successful, failed)."""
-    proc = sipp(procs, work, name, "uac.xml", "-p", free_port(), "-s", CALLEE,
+def caller_load(procs, work, name, target, calls):
+    """Place `calls` calls at RATE through the target proxy; returns how many succeeded."""
+    proc = sipp(procs, work, name, "uac.xml", "-p", free_port(), "-s", target.callee,
                 "-set", "from", CALLER, "-set", "domain", TENANT,
                 "-r", RATE, "-m", calls, "-d", HOLD_MS, "-recv_timeout", "10000",
-                f"127.0.0.1:{proxy_port}")
+                f"127.0.0.1:{target.port}")
     wait(proc, calls / RATE + 30)
-    return sipp_counts(work, name)
+    return sipp_successes(work, name)
 
 
 # ---- one configuration -----------------------------------------------------
 
 @dataclasses.dataclass
-class Result:
+class Target:
+    """A proxy under test and what was measured through it."""
     name: str
-    calls: int = 0
-    failed: int = 0
+    port: int                   # SIP (UDP)
+    callee: str                 # extension the calls go to
+    pgid: int                   # Kamailio's process group
+    uas: subprocess.Popen = None
+    uac_ok: int = 0             # calls the callers completed
+    calls: int = 0              # calls both ends completed
     cpu_stat: float = 0.0       # seconds, /proc/PID/stat
     cpu_exact: float = 0.0      # seconds, schedstat
     commands: int = 0
     reads: int = 0
-    leftovers: str = ""
 
     def per_call(self, value, scale=1.0):
         return value * scale / self.calls if self.calls else float("nan")
 
 
-def measure(name, procs, work, proxy_port, kamailio_pgid, r, ng, call_keys):
-    """Warm up, then measure CALLS calls through the proxy on proxy_port."""
-    print(f"{name}: {WARMUP} warm-up calls, then {CALLS} calls at {RATE}/s ...", flush=True)
+def warm_up(t, procs, work):
+    """Start the callee, register it, and place WARMUP unmeasured calls (Redis connections,
+    Python imports, caches)."""
+    print(f"{t.name}: {WARMUP} warm-up calls", flush=True)
     uas_port = free_port()
-    uas = sipp(procs, work, f"{name}-uas", "uas.xml", "-p", uas_port, "-s", CALLEE,
-               "-m", WARMUP + CALLS)
+    t.uas = sipp(procs, work, f"{t.name}-uas", "uas.xml", "-p", uas_port, "-s", t.callee,
+                 "-m", WARMUP + ROUNDS * (CALLS // ROUNDS))
     time.sleep(0.3)     # SIPp binds its port
-    register(proxy_port, CALLEE, uas_port)
-    ok, _ = caller_load(procs, work, f"{name}-warmup", proxy_port, WARMUP)
+    register(t.port, t.callee, uas_port)
+    ok = caller_load(procs, work, f"{t.name}-warmup", t, WARMUP)
     if ok != WARMUP:
-        raise RuntimeError(f"{name}: warm-up calls failed ({ok} of {WARMUP} ok); see {work}")
-    time.sleep(1)
+        raise RuntimeError(f"{t.name}: warm-up calls failed ({ok} of {WARMUP} ok); see {work}")
 
-    cpu0, (cmd0, reads0) = kamailio_cpu(kamailio_pgid), redis_counters(r)
-    ok, _ = caller_load(procs, work, f"{name}-uac", proxy_port, CALLS)
-    wait(uas, 15)
-    time.sleep(1)       # retransmissions, last replies
-    cpu1, (cmd1, reads1) = kamailio_cpu(kamailio_pgid), redis_counters(r)
 
+def measure(t, procs, work, r, round_no):
+    """One round of CALLS // ROUNDS calls through t; adds what they cost to t.
+    Only t carries load meanwhile: the other proxy idles (about 1 ms CPU per second)."""
+    print(f"{t.name}: round {round_no + 1}/{ROUNDS}, {CALLS // ROUNDS} calls at {RATE}/s", flush=True)
+    cpu0, (cmd0, reads0) = kamailio_cpu(t.pgid), redis_counters(r)
+    ok = caller_load(procs, work, f"{t.name}-uac{round_no}", t, CALLS // ROUNDS)
+    time.sleep(1)       # late retransmissions and replies
+    cpu1, (cmd1, reads1) = kamailio_cpu(t.pgid), redis_counters(r)
+    t.uac_ok += ok
+    t.cpu_stat += cpu1[0] - cpu0[0]
+    t.cpu_exact += cpu1[1] - cpu0[1]
+    t.commands += cmd1 - cmd0
+    t.reads += reads1 - reads0 - 1      # - 1: the second INFO's own read
+
+
+def finish(t, work):
+    wait(t.uas, 15)
     # A call counts as completed only when both ends completed it.
-    completed = min(ok, sipp_counts(work, f"{name}-uas")[0] - WARMUP)
-    left = {"redis keys": len(list(r.scan_iter(match=call_keys, count=1000))),
-            "rtpengine calls": len(ng.calls())}
-    return Result(name, completed, CALLS - completed,
-                  cpu1[0] - cpu0[0], cpu1[1] - cpu0[1],
-                  cmd1 - cmd0, reads1 - reads0 - 1,   # - 1: the second INFO's own read
-                  ", ".join(f"{v} {k}" for k, v in left.items() if v))
+    t.calls = min(t.uac_ok, sipp_successes(work, f"{t.name}-uas") - WARMUP)
 
 
 def start_native(procs, work, cfg, port):
     """A Kamailio running bench/native.cfg on `port`, using the stack's Redis and rtpengine."""
-    run = work / "native"
+    run, redis = work / "native", urllib.parse.urlparse(cfg.redis_url)
     run.mkdir()
     proc = procs.start([
         "kamailio", "-f", BENCH / "native.cfg", "-DD", "-E", "-Y", run, "-m", "128", "-M", "16",
         "-l", f"udp:127.0.0.1:{port}", "-l", f"tcp:127.0.0.1:{port}",
         "-A", f'CTL_SOCK="unix:{run / "ctl"}"', "-A", f'RPC_SOCK="unix:{run / "rpc.sock"}"',
-        "-A", f'RTPE_SOCK="udp:127.0.0.1:{cfg.rtpe_port}"', "-A", f"CHILDREN={CHILDREN}",
-        "-A", f'REDIS_SRV="name=vpbx;addr=127.0.0.1;port={cfg.private_redis_port}"',
+        "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"', "-A", f"CHILDREN={CHILDREN}",
+        "-A", f'REDIS_SRV="name=vpbx;addr={redis.hostname};port={redis.port}"',
         *(["-A", f'REDIS_DB="{cfg.redis_url}"'] if USRLOC_IN_REDIS else []),
     ], work / "native.log", run)
     probe = dataclasses.replace(cfg, sip_port=port)
@@ -255,20 +272,22 @@ def start_native(procs, work, cfg, port):
 
 # ---- report ----------------------------------------------------------------
 
-def report(results):
+def report(targets, leftovers):
     print()
     print(f"{'config':8} {'calls':>6} {'failed':>6} {'CPU µs/call':>12} {'(schedstat)':>11} "
-          f"{'Redis cmds/call':>15} {'Redis reads/call':>16}")
-    for x in results:
-        print(f"{x.name:8} {x.calls:6d} {x.failed:6d} {x.per_call(x.cpu_stat, 1e6):12.0f} "
-              f"{x.per_call(x.cpu_exact, 1e6):11.0f} {x.per_call(x.commands):15.2f} "
-              f"{x.per_call(x.reads):16.2f}" + (f"  LEFT OVER: {x.leftovers}" if x.leftovers else ""))
-    if len(results) == 2 and all(x.calls for x in results):
-        vpbx, native = results
+          f"{'Redis cmds/call':>15} {'Redis round trips/call':>22}")
+    for t in targets:
+        print(f"{t.name:8} {t.calls:6d} {ROUNDS * (CALLS // ROUNDS) - t.calls:6d} "
+              f"{t.per_call(t.cpu_stat, 1e6):12.0f} {t.per_call(t.cpu_exact, 1e6):11.0f} "
+              f"{t.per_call(t.commands):15.2f} {t.per_call(t.reads):22.2f}")
+    if len(targets) == 2 and all(t.calls for t in targets):
+        vpbx, native = targets
         print(f"ratio vpbx/native CPU: {vpbx.per_call(vpbx.cpu_stat) / native.per_call(native.cpu_stat):.2f}"
               f" (schedstat: {vpbx.per_call(vpbx.cpu_exact) / native.per_call(native.cpu_exact):.2f})")
     print("registrations (usrloc): " + ("in Redis, db_redis" if USRLOC_IN_REDIS else "in memory")
-          + ", like kamailio-cfg/kamailio.cfg")
+          + ", as in kamailio-cfg/kamailio.cfg")
+    if leftovers:
+        print(f"LEFT OVER after the load: {leftovers}")
     print(GOAL)
 
 
@@ -281,28 +300,44 @@ def main():
     procs = Processes()
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, through the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    results, ok = [], False
+    targets, leftovers, ok = [], "", False
     try:
         stack.up(cfg, say=lambda _: None)
-        r, ng = cfg.redis(), cfg.ng()     # a fresh Redis: nothing to clean
+        r = cfg.redis()         # a fresh Redis: nothing to clean
         store = Store(r)
         store.tenant_add(TENANT)
-        store.ext_add(TENANT, CALLER)
-        store.ext_add(TENANT, CALLEE)
-        kamailio = stack.running(cfg)["kamailio"]
-        results.append(measure("vpbx", procs, work, cfg.sip_port, kamailio, r, ng, "vpbx:call:*"))
+        for ext in (CALLER, *CALLEES.values()):
+            store.ext_add(TENANT, ext)
         native_port = free_port()
         native = start_native(procs, work, cfg, native_port)
-        results.append(measure("native", procs, work, native_port, native.pid, r, ng, "bench:call:*"))
-        ok = all(x.calls == CALLS and not x.failed and not x.leftovers for x in results)
+        targets = [Target("vpbx", cfg.sip_port, CALLEES["vpbx"], stack.running(cfg)["kamailio"]),
+                   Target("native", native_port, CALLEES["native"], native.pid)]
+        for t in targets:
+            warm_up(t, procs, work)
+        time.sleep(1)
+        # Rounds alternate between the two, so that a change in what else the machine runs
+        # meanwhile (2 cores) weighs on both alike.
+        for round_no in range(ROUNDS):
+            for t in targets:
+                measure(t, procs, work, r, round_no)
+        for t in targets:
+            finish(t, work)
+        left = {"rtpengine calls": len(cfg.ng().calls()),
+                "vpbx call records": len(list(r.scan_iter(match="vpbx:call:*", count=1000))),
+                "native call records": len(list(r.scan_iter(match="bench:call:*", count=1000)))}
+        leftovers = ", ".join(f"{v} {k}" for k, v in left.items() if v)
+        ok = not leftovers and all(t.calls == ROUNDS * (CALLS // ROUNDS) for t in targets)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     finally:
         procs.stop_all()
         stack.down(cfg, say=lambda _: None)
-        report(results)
         if ok and not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs and SIPp files kept in {work}")
+    report(targets, leftovers)
     if not ok:
         print("FAILED: some calls failed or left state behind; the figures above do not count",
               file=sys.stderr)
