@@ -13,7 +13,6 @@ keeps the work directory (logs, SIPp error files) even when all went well.
 """
 import dataclasses
 import os
-import re
 import shutil
 import signal
 import socket
@@ -39,11 +38,8 @@ ROUNDS = 3              # the measured calls, in rounds alternating between the 
 HOLD_MS = 200           # ACK -> BYE
 CHILDREN = 4
 RTP_PORTS = "32000-32999"   # the tests use 31000-31999, `make run` 30000-30999
-# Each proxy calls its own callee: registrations may share one Redis table (db_redis).
+# Each proxy calls its own callee: both keep registrations in the same Redis keys.
 TENANT, CALLER, CALLEES = "bench.test", "100", {"vpbx": "101", "native": "102"}
-# Registrations in Redis (db_redis) or in memory: native.cfg follows vpbx's choice.
-USRLOC_IN_REDIS = bool(re.search(r'^loadmodule\s+"db_redis\.so"',
-                                   (ROOT / "kamailio-cfg" / "kamailio.cfg").read_text(), re.M))
 GOAL = "goal: ratio <= 1.25, <= 3 Redis round trips per basic call"
 
 
@@ -255,7 +251,6 @@ def start_native(procs, work, cfg, port):
         "-A", f'CTL_SOCK="unix:{run / "ctl"}"', "-A", f'RPC_SOCK="unix:{run / "rpc.sock"}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"', "-A", f"CHILDREN={CHILDREN}",
         "-A", f'REDIS_SRV="name=vpbx;addr={redis.hostname};port={redis.port}"',
-        *(["-A", f'REDIS_DB="{cfg.redis_url}"'] if USRLOC_IN_REDIS else []),
     ], work / "native.log", run)
     probe = dataclasses.replace(cfg, sip_port=port)
     deadline = time.monotonic() + 20
@@ -284,8 +279,6 @@ def report(targets, leftovers):
         vpbx, native = targets
         print(f"ratio vpbx/native CPU: {vpbx.per_call(vpbx.cpu_stat) / native.per_call(native.cpu_stat):.2f}"
               f" (schedstat: {vpbx.per_call(vpbx.cpu_exact) / native.per_call(native.cpu_exact):.2f})")
-    print("registrations (usrloc): " + ("in Redis, db_redis" if USRLOC_IN_REDIS else "in memory")
-          + ", as in kamailio-cfg/kamailio.cfg")
     if leftovers:
         print(f"LEFT OVER after the load: {leftovers}")
     print(GOAL)

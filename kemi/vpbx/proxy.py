@@ -11,7 +11,7 @@ import traceback
 import KSR
 import redis
 
-from . import routing
+from . import registration, routing
 from .store import Store
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
@@ -25,10 +25,15 @@ def pv(name):
     return KSR.pv.gete(name)
 
 
-def header_values(name):
-    """All values of a header, in order (multiple headers joined by ", ")."""
+def header_list(name):
+    """The bodies of every header of that name, in order."""
     count = int(KSR.pv.get(f"$hdrc({name})") or 0)
-    return ", ".join(KSR.pv.gete(f"$(hdr({name})[{i}])") for i in range(count))
+    return [KSR.pv.gete(f"$(hdr({name})[{i}])") for i in range(count)]
+
+
+def header_values(name):
+    """All values of a header in one string, as if the headers were one."""
+    return ", ".join(header_list(name))
 
 
 def source():
@@ -148,16 +153,36 @@ class Proxy:
 
     def route_register(self):
         domain, user = pv("$td"), pv("$tU")
-        known, secret = self.store.register_facts(domain, user)
+        known, secret, binding = self.store.register_facts(domain, user)
         decision = routing.route_register(domain, user, known, secret)
         if self.rejected(decision) or not self.authenticated(decision, domain):
             return
-        KSR.registrar.save("location", 4)   # 4: one contact per AoR; replies itself
+        try:
+            contact = registration.requested_contact(header_list("Contact"))
+            seconds = registration.lifetime(contact, pv("$hdr(Expires)")) if contact else None
+        except registration.RegisterError as refused:
+            if refused.headers:
+                KSR.hdr.append_to_reply(refused.headers)
+            KSR.sl.sl_send_reply(refused.code, refused.reason)
+            return
+        if contact is None:                         # a query: report the current binding
+            if binding:
+                left = max(0, int(float(binding["expires_at"]) - time.time()))
+                KSR.hdr.append_to_reply(f"Contact: <{binding['contact']}>;expires={left}\r\n")
+        elif seconds == 0:
+            self.store.unbind(domain, user)
+        else:
+            self.store.bind(domain, user, {
+                "contact": contact.uri, "src": source(), "socket": local_socket(),
+                "expires_at": f"{time.time() + seconds:.0f}", "user_agent": pv("$ua"),
+                "callid": pv("$ci"), "cseq": pv("$cs")}, seconds)
+            KSR.hdr.append_to_reply(f"Contact: <{contact.uri}>;expires={seconds}\r\n")
+        KSR.sl.sl_send_reply(200, "OK")
 
     def route_invite(self):
         from_user, from_domain = pv("$fU"), pv("$fd")
         ruri_user, ruri_domain = pv("$rU"), pv("$rd")
-        trunk, known, tenant, caller_secret, callee_secret = self.store.invite_facts(
+        trunk, known, tenant, caller_secret, callee_secret, binding = self.store.invite_facts(
             address(pv("$si"), pv("$sp")), from_domain, from_user, ruri_user)
         decision = routing.route_invite(routing.InviteFacts(
             from_user=from_user, from_domain=from_domain,
@@ -170,14 +195,10 @@ class Proxy:
             return
         target = decision.outcome
         if isinstance(target, routing.ToExtension):
-            KSR.pv.sets("$rd", target.tenant)
-            rc = KSR.registrar.lookup("location")
-            if rc < 0:
-                if rc == -3:
-                    reply(500, "Server Internal Error - location")
-                else:
-                    reply(480, "Temporarily Unavailable")
+            if not binding:
+                reply(480, "Temporarily Unavailable")
                 return
+            KSR.pv.sets("$ru", binding["contact"])
             callee_role, callee_ext = "ext", target.ext
         else:
             KSR.pv.sets("$ru", f"sip:{ruri_user}@{target.hostport}")

@@ -16,7 +16,6 @@ from pathlib import Path
 import redis
 
 from .ngclient import NgClient, NgError
-from .store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +105,6 @@ def daemons(cfg):
         "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
         "-A", f'RPC_SOCK="unix:{run / "kamailio_rpc.sock"}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
-        "-A", f'REDIS_DB="{cfg.redis_url}"',
         "-A", f"CHILDREN={cfg.children}",
         *(f"--alias={alias}" for alias in cfg.aliases),
     ], {"VPBX_REDIS_URL": cfg.redis_url}, lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
@@ -152,8 +150,6 @@ def up(cfg, timeout=20.0, say=print):
         if name in already:
             say(f"{name}: already running (process group {already[name]})")
             continue
-        if name == "kamailio":
-            Store(cfg.redis()).prepare_location()
         log = cfg.var / "log" / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

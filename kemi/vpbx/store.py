@@ -8,9 +8,6 @@ PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
 
-LOCATION_VERSION = "version:entry::location"   # db_redis: usrloc table version
-# Registrations: db_redis keys location:entry::<ruid>, location:usrdom::<user>:<domain>, ...
-
 CALL_TTL = 6 * 3600                     # safety net; refreshed by in-dialog requests
 
 
@@ -20,6 +17,10 @@ def tenant_key(domain):
 
 def exts_key(domain):
     return f"{PREFIX}exts:{domain}"      # hash: extension -> HA1 ("" = open)
+
+
+def loc_key(domain, ext):
+    return f"{PREFIX}loc:{domain}:{ext}"     # hash: the extension's registered binding
 
 
 def call_key(callid):
@@ -53,9 +54,10 @@ class Store:
     def tenant_del(self, domain):
         domain = self._need_tenant(domain)
         trunks = [hp for hp, d in self.r.hgetall(TRUNKS).items() if d == domain]
+        bindings = list(self.r.scan_iter(match=loc_key(domain, "*")))
         with self.r.pipeline() as p:
             p.srem(TENANTS, domain)
-            p.delete(tenant_key(domain), exts_key(domain))
+            p.delete(tenant_key(domain), exts_key(domain), *bindings)
             if trunks:
                 p.hdel(TRUNKS, *trunks)
             p.execute()
@@ -75,6 +77,7 @@ class Store:
         ext = provisioning.extension(ext)
         if not self.r.hdel(exts_key(domain), ext):
             raise NotFound(f"no extension {ext} in {domain}")
+        self.unbind(domain, ext)
 
     def ext_list(self, domain):
         """[(ext, has_password)] sorted by number."""
@@ -126,39 +129,53 @@ class Store:
         stored = self.r.hgetall(tenant_key(domain))
         return settings.effective(stored), stored.get("outbound")
 
-    # ---- registrations (kept by Kamailio's usrloc through db_redis) ------
+    # ---- registrations ----------------------------------------------------
 
-    def prepare_location(self):
-        """db_redis checks the table version of usrloc's table at start-up."""
-        self.r.hset(LOCATION_VERSION, mapping={"table_name": "location", "table_version": 9})
+    def bind(self, domain, ext, binding, seconds):
+        """Replace the extension's binding; Redis expires it with the registration."""
+        key = loc_key(domain, ext)
+        with self.r.pipeline(transaction=True) as p:
+            p.delete(key)
+            p.hset(key, mapping=binding)
+            p.expire(key, seconds)
+            p.execute()
+
+    def unbind(self, domain, ext):
+        self.r.delete(loc_key(domain, ext))
 
     # ---- routing lookups (the proxy; one round trip each) ---------------
 
     def invite_facts(self, source, from_domain, from_user, ruri_user):
-        """-> (trunk's tenant or None, tenant known, tenant hash, caller secret, callee secret).
+        """-> (trunk's tenant or None, tenant known, tenant hash, caller secret, callee secret,
+        callee binding).
 
-        Secrets: None = no such extension, "" = open, else HA1. Reads the From domain's
-        tenant; a call from a trunk of another tenant costs a second round trip."""
+        Secrets: None = no such extension, "" = open, else HA1. Binding: {} when the callee is
+        not registered. Reads the From domain's tenant; a call from a trunk of another tenant
+        costs a second round trip."""
         with self.r.pipeline(transaction=False) as p:
             p.hget(TRUNKS, source)
             p.hgetall(tenant_key(from_domain))
             p.sismember(TENANTS, from_domain)
             p.hmget(exts_key(from_domain), from_user, ruri_user)
-            trunk, tenant, known, (caller, callee) = p.execute()
+            p.hgetall(loc_key(from_domain, ruri_user))
+            trunk, tenant, known, (caller, callee), binding = p.execute()
         if trunk and trunk != from_domain:
             with self.r.pipeline(transaction=False) as p:
                 p.hgetall(tenant_key(trunk))
                 p.hget(exts_key(trunk), ruri_user)
-                tenant, callee = p.execute()
-            return trunk, True, tenant, None, callee
-        return trunk, bool(known), tenant, caller, callee
+                p.hgetall(loc_key(trunk, ruri_user))
+                tenant, callee, binding = p.execute()
+            return trunk, True, tenant, None, callee, binding
+        return trunk, bool(known), tenant, caller, callee, binding
 
     def register_facts(self, domain, user):
+        """-> (tenant known, secret as in invite_facts, current binding)"""
         with self.r.pipeline(transaction=False) as p:
             p.sismember(TENANTS, domain)
             p.hget(exts_key(domain), user)
-            known, secret = p.execute()
-        return bool(known), secret
+            p.hgetall(loc_key(domain, user))
+            known, secret, binding = p.execute()
+        return bool(known), secret, binding
 
     # ---- dialog record ----------------------------------------------------
 
