@@ -9,9 +9,8 @@ import time
 import traceback
 
 import KSR
-import redis
 
-from . import registration, routing
+from . import registration, resp, routing
 from .store import Store
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
@@ -66,9 +65,7 @@ class Proxy:
     @property
     def store(self):
         if self._store is None:
-            client = redis.Redis.from_url(os.environ["VPBX_REDIS_URL"], decode_responses=True,
-                                          socket_timeout=2, socket_connect_timeout=2)
-            self._store = Store(client)
+            self._store = Store(None, resp.Client.from_url(os.environ["VPBX_REDIS_URL"]))
         return self._store
 
     def child_init(self, rank):
@@ -79,7 +76,7 @@ class Proxy:
     def ksr_request_route(self, msg):
         try:
             self.route_request()
-        except redis.RedisError as exc:
+        except resp.RespError as exc:
             KSR.err(f"vpbx: {pv('$rm')} {pv('$ci')}: Redis: {exc}\n")
             reply(503, "Service Unavailable - state store")
         except Exception:
@@ -248,9 +245,6 @@ class Proxy:
             KSR.sl.sl_reply_error()
 
     # ---- replies ------------------------------------------------------------
-
-    def ksr_reply_route(self, msg):
-        return 1
 
     def ksr_onreply_invite(self, msg):
         try:

@@ -2,7 +2,9 @@
 
 The key schema is documented in docs/redis-keys.md; keep the two in step.
 """
-from . import provisioning, settings
+import hashlib
+
+from . import provisioning, resp, settings
 
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
@@ -32,10 +34,22 @@ class NotFound(ValueError):
     pass
 
 
+def _as_dict(flat):
+    """HGETALL's reply as a dict."""
+    return dict(zip(flat[::2], flat[1::2]))
+
+
 class Store:
-    def __init__(self, redis):
+    """Provisioning goes through redis-py (`redis`, None in the proxy); the per-call operations
+    through the lean client `fast` (resp.Client), made from redis-py's settings unless given."""
+
+    def __init__(self, redis, fast=None):
         self.r = redis
-        self._update_if_exists = redis.register_script(_UPDATE_IF_EXISTS)
+        if fast is None:
+            kw = redis.connection_pool.connection_kwargs
+            fast = resp.Client(kw.get("host", "127.0.0.1"), kw.get("port", 6379), kw.get("db", 0),
+                               kw.get("username"), kw.get("password"))
+        self.fast = fast
 
     # ---- provisioning (the CLI) ------------------------------------------
 
@@ -134,14 +148,11 @@ class Store:
     def bind(self, domain, ext, binding, seconds):
         """Replace the extension's binding; Redis expires it with the registration."""
         key = loc_key(domain, ext)
-        with self.r.pipeline(transaction=True) as p:
-            p.delete(key)
-            p.hset(key, mapping=binding)
-            p.expire(key, seconds)
-            p.execute()
+        self.fast.pipeline(("MULTI",), ("DEL", key), ("HSET", key, *_flat(binding)),
+                           ("EXPIRE", key, seconds), ("EXEC",))
 
     def unbind(self, domain, ext):
-        self.r.delete(loc_key(domain, ext))
+        self.fast.pipeline(("DEL", loc_key(domain, ext)))
 
     # ---- routing lookups (the proxy; one round trip each) ---------------
 
@@ -152,53 +163,52 @@ class Store:
         Secrets: None = no such extension, "" = open, else HA1. Binding: {} when the callee is
         not registered. Reads the From domain's tenant; a call from a trunk of another tenant
         costs a second round trip."""
-        with self.r.pipeline(transaction=False) as p:
-            p.hget(TRUNKS, source)
-            p.hgetall(tenant_key(from_domain))
-            p.sismember(TENANTS, from_domain)
-            p.hmget(exts_key(from_domain), from_user, ruri_user)
-            p.hgetall(loc_key(from_domain, ruri_user))
-            trunk, tenant, known, (caller, callee), binding = p.execute()
+        trunk, tenant, known, (caller, callee), binding = self.fast.pipeline(
+            ("HGET", TRUNKS, source),
+            ("HGETALL", tenant_key(from_domain)),
+            ("SISMEMBER", TENANTS, from_domain),
+            ("HMGET", exts_key(from_domain), from_user, ruri_user),
+            ("HGETALL", loc_key(from_domain, ruri_user)))
         if trunk and trunk != from_domain:
-            with self.r.pipeline(transaction=False) as p:
-                p.hgetall(tenant_key(trunk))
-                p.hget(exts_key(trunk), ruri_user)
-                p.hgetall(loc_key(trunk, ruri_user))
-                tenant, callee, binding = p.execute()
-            return trunk, True, tenant, None, callee, binding
-        return trunk, bool(known), tenant, caller, callee, binding
+            tenant, callee, binding = self.fast.pipeline(
+                ("HGETALL", tenant_key(trunk)),
+                ("HGET", exts_key(trunk), ruri_user),
+                ("HGETALL", loc_key(trunk, ruri_user)))
+            return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding)
+        return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding)
 
     def register_facts(self, domain, user):
         """-> (tenant known, secret as in invite_facts, current binding)"""
-        with self.r.pipeline(transaction=False) as p:
-            p.sismember(TENANTS, domain)
-            p.hget(exts_key(domain), user)
-            p.hgetall(loc_key(domain, user))
-            known, secret, binding = p.execute()
-        return bool(known), secret, binding
+        known, secret, binding = self.fast.pipeline(
+            ("SISMEMBER", TENANTS, domain),
+            ("HGET", exts_key(domain), user),
+            ("HGETALL", loc_key(domain, user)))
+        return bool(known), secret, _as_dict(binding)
 
     # ---- dialog record ----------------------------------------------------
 
     def call_save(self, callid, record):
         key = call_key(callid)
-        with self.r.pipeline(transaction=False) as p:
-            p.hset(key, mapping=record)
-            p.expire(key, CALL_TTL)
-            p.execute()
+        self.fast.pipeline(("HSET", key, *_flat(record)), ("EXPIRE", key, CALL_TTL))
 
     def call_update(self, callid, fields):
         """Update an existing record (in-dialog requests); never recreates an ended call."""
-        key = call_key(callid)
-        self._update_if_exists(keys=[key], args=[CALL_TTL, *[x for kv in fields.items() for x in kv]])
-
-    def call_get(self, callid):
-        return self.r.hgetall(call_key(callid))
+        args = (1, call_key(callid), CALL_TTL, *_flat(fields))
+        (reply,) = self.fast.pipeline(("EVALSHA", _UPDATE_SHA, *args), raise_errors=False)
+        if isinstance(reply, resp.RespError) and str(reply).startswith("NOSCRIPT"):
+            self.fast.pipeline(("EVAL", _UPDATE_IF_EXISTS, *args))    # loads it for next time
+        elif isinstance(reply, resp.RespError):
+            raise reply
 
     def call_delete(self, callid):
-        self.r.delete(call_key(callid))
+        self.fast.pipeline(("DEL", call_key(callid)))
 
     def call_keys(self):
         return sorted(self.r.scan_iter(match=PREFIX + "call:*", count=1000))
+
+
+def _flat(mapping):
+    return [x for item in mapping.items() for x in item]
 
 
 _UPDATE_IF_EXISTS = """
@@ -209,3 +219,4 @@ if redis.call('exists', KEYS[1]) == 1 then
 end
 return 0
 """
+_UPDATE_SHA = hashlib.sha1(_UPDATE_IF_EXISTS.encode()).hexdigest()

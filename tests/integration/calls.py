@@ -14,7 +14,10 @@ def register(pbx, user, contact_port, password=None, domain=TENANT, scenario="re
 
 def callee(pbx, user, hangup="caller", hold_ms=2500, name="callee", ssrc=0xB0B, port=None, proxy=None):
     media = RtpPeer(ssrc)
-    party = Sipp(pbx.workdir, "callee", proxy or pbx.address, name=name, port=port, duration_ms=hold_ms,
+    # Only the party that hangs up stays -d ms; the other waits for the BYE at once
+    # (a BYE arriving during SIPp's pause would be "unexpected").
+    party = Sipp(pbx.workdir, "callee", proxy or pbx.address, name=name, port=port,
+                 duration_ms=hold_ms if hangup == "callee" else 0,
                  variables={"user": user, "rtp_port": media.port, "outdir": pbx.workdir,
                             "party": name, "hangup": hangup})
     party.media = media
@@ -24,7 +27,8 @@ def callee(pbx, user, hangup="caller", hold_ms=2500, name="callee", ssrc=0xB0B, 
 def caller(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, password=None,
            hangup="caller", hold_ms=2500, name="caller", ssrc=0xA11CE, port=None):
     media = RtpPeer(ssrc)
-    party = Sipp(pbx.workdir, "caller", pbx.address, name=name, port=port, duration_ms=hold_ms,
+    party = Sipp(pbx.workdir, "caller", pbx.address, name=name, port=port,
+                 duration_ms=hold_ms if hangup == "caller" else 0,
                  variables={"from_user": from_user, "from_domain": from_domain, "to_user": to_user,
                             "to_domain": to_domain, "rtp_port": media.port, "outdir": pbx.workdir,
                             "party": name, "hangup": hangup},
