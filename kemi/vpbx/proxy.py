@@ -24,6 +24,19 @@ def pv(name):
     return KSR.pv.gete(name)
 
 
+_SEP = "\x1f"      # ASCII unit separator: appears in no SIP header and no SDP
+
+
+def pvs(*names):
+    """Several pseudo-variables at once: Kamailio evaluates them in one call (each KSR call
+    costs several microseconds, and an INVITE needs about twenty values)."""
+    KSR.pvx.evalx("$var(vpbx)", _SEP.join(names))
+    values = KSR.pv.gete("$var(vpbx)").split(_SEP)
+    if len(values) != len(names):           # a separator inside a value: read one by one
+        values = [pv(name) for name in names]
+    return ["" if v == "<null>" else v for v in values]
+
+
 def header_list(name):
     """The bodies of every header of that name, in order."""
     count = int(KSR.pv.get(f"$hdrc({name})") or 0)
@@ -37,12 +50,14 @@ def header_values(name):
 
 def source():
     """proto:ip:port the message came from."""
-    return f"{pv('$pr')}:{address(pv('$si'), pv('$sp'))}"
+    proto, ip, port = pvs("$pr", "$si", "$sp")
+    return f"{proto}:{address(ip, port)}"
 
 
 def local_socket():
     """The socket the message arrived on, as t_uac_send wants it."""
-    return f"{pv('$pr')}:{address(pv('$Ri'), pv('$Rp'))}"
+    proto, ip, port = pvs("$pr", "$Ri", "$Rp")
+    return f"{proto}:{address(ip, port)}"
 
 
 def address(ip, port):
@@ -177,17 +192,19 @@ class Proxy:
         KSR.sl.sl_send_reply(200, "OK")
 
     def route_invite(self):
-        from_user, from_domain = pv("$fU"), pv("$fd")
-        ruri_user, ruri_domain = pv("$rU"), pv("$rd")
+        (from_user, from_domain, ruri_user, ruri_domain, proto, src_ip, src_port, local_ip,
+         local_port, from_uri, from_name, from_tag, contact, cseq, pai, privacy, to_uri,
+         body) = pvs("$fU", "$fd", "$rU", "$rd", "$pr", "$si", "$sp", "$Ri", "$Rp", "$fu", "$fn",
+                     "$ft", "$ct", "$cs", "$ai", "$hdr(Privacy)", "$tu", "$rb")
         trunk, known, tenant, caller_secret, callee_secret, binding = self.store.invite_facts(
-            address(pv("$si"), pv("$sp")), from_domain, from_user, ruri_user)
+            address(src_ip, src_port), from_domain, from_user, ruri_user)
         decision = routing.route_invite(routing.InviteFacts(
             from_user=from_user, from_domain=from_domain,
             ruri_user=ruri_user, ruri_domain=ruri_domain,
             ruri_is_local=KSR.is_myself_ruri() > 0,
             trunk_tenant=trunk, tenant_known=known,
             caller_secret=caller_secret, callee_is_ext=callee_secret is not None,
-            outbound=(tenant or {}).get("outbound")))
+            outbound=tenant.get("outbound")))
         if not self.authenticated(decision, from_domain) or self.rejected(decision):
             return
         target = decision.outcome
@@ -195,24 +212,24 @@ class Proxy:
             if not binding:
                 reply(480, "Temporarily Unavailable")
                 return
-            KSR.pv.sets("$ru", binding["contact"])
-            callee_role, callee_ext = "ext", target.ext
+            ruri, callee_role, callee_ext = binding["contact"], "ext", target.ext
         else:
-            KSR.pv.sets("$ru", f"sip:{ruri_user}@{target.hostport}")
-            callee_role, callee_ext = "trunk", ""
+            ruri, callee_role, callee_ext = f"sip:{ruri_user}@{target.hostport}", "trunk", ""
+        KSR.pv.sets("$ru", ruri)
         KSR.rr.record_route()
+        sdp = has_sdp()
         KSR.pv.sets(TX_AVP, json.dumps({
             "tenant": target.tenant,
             "caller_role": decision.caller_role, "caller_ext": decision.caller_ext,
-            "caller_uri": pv("$fu"), "caller_name": pv("$fn"), "caller_tag": pv("$ft"),
-            "caller_contact": pv("$ct"), "caller_src": source(), "caller_socket": local_socket(),
-            "caller_rr": header_values("Record-Route"), "caller_cseq": pv("$cs"),
-            "caller_sdp": pv("$rb") if has_sdp() else "",
-            "caller_pai": pv("$ai"), "caller_privacy": pv("$hdr(Privacy)"),
+            "caller_uri": from_uri, "caller_name": from_name, "caller_tag": from_tag,
+            "caller_contact": contact, "caller_src": f"{proto}:{address(src_ip, src_port)}",
+            "caller_socket": f"{proto}:{address(local_ip, local_port)}",
+            "caller_rr": header_values("Record-Route"), "caller_cseq": cseq,
+            "caller_sdp": body if sdp else "", "caller_pai": pai, "caller_privacy": privacy,
             "callee_role": callee_role, "callee_ext": callee_ext,
-            "callee_uri": pv("$tu"), "callee_target": pv("$ru"),
+            "callee_uri": to_uri, "callee_target": ruri,
         }))
-        if has_sdp():
+        if sdp:
             KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
         KSR.tm.t_on_reply("ksr_onreply_invite")
         KSR.tm.t_on_failure("ksr_failure_invite")
@@ -249,28 +266,32 @@ class Proxy:
     def ksr_onreply_invite(self, msg):
         try:
             status = int(KSR.pv.get("$rs"))
-            if status < 200 and not (status > 100 and has_sdp()):
+            if status >= 300:
                 return 1
-            if status < 300:
-                if has_sdp():
-                    KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
-                if status >= 200:
-                    self.save_call()
+            sdp = has_sdp()
+            if sdp and status > 100:
+                KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
+            if status >= 200:
+                self.save_call(sdp)
         except Exception:
             KSR.err(f"vpbx: reply {pv('$ci')}: {traceback.format_exc()}")
         return 1
 
-    def save_call(self):
+    def save_call(self, sdp):
         """The dialog record: the INVITE's facts plus the answer's, written once on the 2xx."""
-        record = json.loads(pv(TX_AVP))
+        facts, callid, tag, contact, proto, src_ip, src_port, local_ip, local_port, body = pvs(
+            TX_AVP, "$ci", "$tt", "$ct", "$pr", "$si", "$sp", "$Ri", "$Rp", "$rb")
+        record = json.loads(facts)
         record.update({
             "state": "confirmed", "answered": f"{time.time():.3f}",
-            "callee_tag": pv("$tt"), "callee_contact": pv("$ct"), "callee_src": source(),
-            "callee_socket": local_socket(), "callee_rr": header_values("Record-Route"),
-            "callee_cseq": "0", "callee_sdp": pv("$rb") if has_sdp() else "",
+            "callee_tag": tag, "callee_contact": contact,
+            "callee_src": f"{proto}:{address(src_ip, src_port)}",
+            "callee_socket": f"{proto}:{address(local_ip, local_port)}",
+            "callee_rr": header_values("Record-Route"),
+            "callee_cseq": "0", "callee_sdp": body if sdp else "",
+            "rtp_caller": record["caller_tag"], "rtp_callee": tag,
         })
-        record["rtp_caller"], record["rtp_callee"] = record["caller_tag"], record["callee_tag"]
-        self.store.call_save(pv("$ci"), record)
+        self.store.call_save(callid, record)
 
     def ksr_failure_invite(self, msg):
         try:
