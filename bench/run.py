@@ -29,6 +29,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "kemi"))
 
 from vpbx import stack          # noqa: E402  (needs the sys.path entry above)
+from vpbx.stack import free_port  # noqa: E402
 from vpbx.store import Store    # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "600"))
@@ -41,20 +42,6 @@ RTP_PORTS = "32000-32999"   # the tests use 31000-31999, `make run` 30000-30999
 # Each proxy calls its own callee: both keep registrations in the same Redis keys.
 TENANT, CALLER, CALLEES = "bench.test", "100", {"vpbx": "101", "native": "102"}
 GOAL = "goal: ratio <= 1.25, <= 3 Redis round trips per basic call"
-
-
-def free_port():
-    """A port free now for both UDP and TCP (Kamailio and SIPp open both)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind(("127.0.0.1", 0))
-            port = u.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
 
 
 # ---- processes -------------------------------------------------------------

@@ -60,11 +60,6 @@ class InviteFacts:
     outbound: Optional[str]         # the tenant's outbound trunk, IP:PORT
 
 
-def call_tenant(from_domain, trunk_tenant):
-    """The tenant a new call belongs to: its trunk's, else the From domain."""
-    return trunk_tenant or from_domain
-
-
 def route_invite(f: InviteFacts) -> Decision:
     if f.trunk_tenant:
         if f.callee_is_ext:

@@ -213,6 +213,20 @@ def _signal_group(pgid, sig):
         pass
 
 
+def free_port():
+    """A loopback port free now for both UDP and TCP (Kamailio and SIPp open both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+
+
 def sip_options(cfg, transport, timeout=1.0):
     """Send OPTIONS to the proxy; True when it answers 200."""
     kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM

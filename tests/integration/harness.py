@@ -9,21 +9,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from vpbx.stack import free_port  # noqa: F401  (re-exported for the tests)
+
 PARTIES = Path(__file__).parent / "parties"
-
-
-def free_port(kind=socket.SOCK_DGRAM):
-    """A UDP port that is free now (and its TCP twin, checked for SIPp's sake)."""
-    while True:
-        with socket.socket(socket.AF_INET, kind) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-            try:
-                t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
 
 
 def wait_for(predicate, timeout=5.0, interval=0.05, what="condition"):
@@ -46,7 +34,7 @@ class Sipp:
         self.name = name or scenario
         self.workdir = Path(workdir)
         argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", "127.0.0.1",
-                "-p", str(self.port), "-cp", str(free_port(socket.SOCK_STREAM)),
+                "-p", str(self.port), "-cp", str(free_port()),
                 "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
                 "-timeout_error", "-d", str(duration_ms), "-trace_err", "-trace_msg",
                 "-message_file", str(self.workdir / f"{self.name}.msg"),

@@ -38,7 +38,7 @@ class Baresip:
         self.dir = Path(workdir) / f"baresip-{user}"
         self.dir.mkdir()
         self.user, self.domain, self.tone_hz = user, domain, tone_hz
-        self.ctrl_port = free_port(socket.SOCK_STREAM)
+        self.ctrl_port = free_port()
         write_tone(self.dir / "tone.wav", tone_hz)
         (self.dir / "config").write_text("\n".join([
             "poll_method epoll",
