@@ -1,6 +1,7 @@
-"""The caller gives up while the callee rings: CANCEL reaches the callee, the caller gets 487."""
+"""Calls that end before an answer: CANCEL while ringing (the caller gets 487), a busy callee
+(its 486 reaches the caller); nothing may be left in rtpengine, Redis or tm."""
 from conftest import TENANT
-from calls import register
+from calls import probe, register
 from harness import Sipp
 
 
@@ -13,3 +14,10 @@ def test_cancel_while_ringing(pbx):
     b.passed()
     assert "CANCEL sip:201@127.0.0.1" in b.messages()
     assert "SIP/2.0 487" in a.messages()
+
+
+def test_busy_callee_answer_reaches_the_caller(pbx):
+    b = Sipp(pbx.workdir, "callee_busy", pbx.address)
+    register(pbx, "201", b.port).passed()
+    assert probe(pbx, "202", "201") == "486 Busy Here"
+    b.passed()
