@@ -4,13 +4,14 @@ Kamailio calls the methods of the object returned by vpbx_kemi.mod_init().
 Each step returns True when routing of the message is finished.
 """
 import json
+import logging
 import os
 import time
 import traceback
 
 import KSR
 
-from . import registration, resp, routing
+from . import codes, dtmf, registration, resp, routing, settings
 from .store import Store
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
@@ -66,6 +67,25 @@ def address(ip, port):
 
 def has_sdp():
     return KSR.textops.has_body_type("application/sdp") > 0
+
+
+class KamailioLog(logging.Handler):
+    """Python logging (the adapters' log lines) into Kamailio's log."""
+
+    def emit(self, record):
+        text = self.format(record) + "\n"
+        if record.levelno >= logging.ERROR:
+            KSR.err(text)
+        elif record.levelno >= logging.WARNING:
+            KSR.warn(text)
+        else:
+            KSR.info(text)
+
+
+logging.getLogger("vpbx").addHandler(KamailioLog())
+logging.getLogger("vpbx").setLevel(logging.INFO)
+
+DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 
 
 def reply(code, reason):
@@ -146,6 +166,9 @@ class Proxy:
             KSR.sl.sl_send_reply(404, "Not Here")
             return
         callid = pv("$ci")
+        if KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES:
+            self.route_info_dtmf(callid)
+            return
         if KSR.is_BYE():
             KSR.rtpengine.rtpengine_delete("")
             self.store.call_delete(callid)
@@ -162,6 +185,40 @@ class Proxy:
                 KSR.tm.t_on_reply("ksr_onreply_in_dialog")
             self.store.call_update(callid, fields)
         self.relay()
+
+    def route_info_dtmf(self, callid):
+        """A key press in SIP INFO: part of a feature code (answered here, not relayed) or
+        not (relayed). Answered statefully, so a retransmission is not a second digit."""
+        rc = KSR.tm.t_newtran()
+        if rc == 0:                 # a retransmission: tm has answered it again
+            return
+        if rc < 0:
+            KSR.sl.sl_reply_error()
+            return
+        side = "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
+        ctype, body = pvs("$cT", "$rb")
+        try:
+            key = dtmf.info_digit(ctype, body)
+        except dtmf.BadDtmf as bad:
+            call, _ = self.store.dtmf_load(callid, side)
+            if call and codes.may_type_codes(call, side):
+                KSR.tm.t_reply(400, f"Bad Request - {bad}")
+            else:
+                self.relay()
+            return
+        outcome = codes.digit(self.store, callid, side, key, "info")
+        if outcome is None or isinstance(outcome, dtmf.Pass):
+            self.relay()
+        else:
+            KSR.tm.t_reply(200, "OK")
+
+    def ksr_dtmf_timer(self, msg, evname=""):
+        """rtimer, every 100 ms in its own process: codes whose digit timeout has passed."""
+        try:
+            codes.expire_due(self.store)
+        except Exception:
+            KSR.err(f"vpbx: dtmf timer: {traceback.format_exc()}")
+        return 1
 
     def route_register(self):
         domain, user = pv("$td"), pv("$tU")
@@ -219,6 +276,8 @@ class Proxy:
         KSR.rr.record_route()
         sdp = has_sdp()
         KSR.pv.sets(TX_AVP, json.dumps({
+            # The tenant's settings as the call starts: changes apply from the next call.
+            **{name: settings.render(value) for name, value in settings.effective(tenant).items()},
             "tenant": target.tenant,
             "caller_role": decision.caller_role, "caller_ext": decision.caller_ext,
             "caller_uri": from_uri, "caller_name": from_name, "caller_tag": from_tag,

@@ -24,6 +24,9 @@ SETTINGS = {
     "transfer_hold_media": Setting(
         "choice", "music", "What the client hears while a transfer is in progress.",
         choices=("music", "ringback")),
+    "transfer_digit_timeout": Setting(
+        "int", 3, "Seconds after the last digit before a feature code without # completes.",
+        low=1, high=30),
 }
 
 _TRUE = {"on", "yes", "true", "1"}

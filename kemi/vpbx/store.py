@@ -9,6 +9,9 @@ from . import provisioning, resp, settings
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
+DTMF_DUE = PREFIX + "dtmf:due"          # zset  "<call-id> <side>" -> code deadline
+EVENTS = PREFIX + "events"              # stream of PBX events (completed codes, ...)
+EVENTS_MAXLEN = 10000
 
 CALL_TTL = 6 * 3600                     # safety net; refreshed by in-dialog requests
 
@@ -21,6 +24,10 @@ def exts_key(domain):
     return f"{PREFIX}exts:{domain}"      # hash: extension -> HA1 ("" = open)
 
 
+def extidx_key(domain):
+    return f"{PREFIX}extidx:{domain}"    # zset (all scores 0): extension numbers, for prefix queries
+
+
 def loc_key(domain, ext):
     return f"{PREFIX}loc:{domain}:{ext}"     # hash: the extension's registered binding
 
@@ -28,6 +35,13 @@ def loc_key(domain, ext):
 def call_key(callid):
     # Hash tag: every key of one call lands in one Redis Cluster slot.
     return f"{PREFIX}call:{{{callid}}}"
+
+
+def dtmf_key(callid, side):
+    return f"{PREFIX}dtmf:{{{callid}}}:{side}"   # hash: what that side has typed (dtmf.State)
+
+
+SIDES = ("caller", "callee")
 
 
 class NotFound(ValueError):
@@ -71,7 +85,7 @@ class Store:
         bindings = list(self.r.scan_iter(match=loc_key(domain, "*")))
         with self.r.pipeline() as p:
             p.srem(TENANTS, domain)
-            p.delete(tenant_key(domain), exts_key(domain), *bindings)
+            p.delete(tenant_key(domain), exts_key(domain), extidx_key(domain), *bindings)
             if trunks:
                 p.hdel(TRUNKS, *trunks)
             p.execute()
@@ -85,12 +99,14 @@ class Store:
         secret = provisioning.ha1(ext, domain, provisioning.password(password)) if password is not None else ""
         if not self.r.hsetnx(exts_key(domain), ext, secret):
             raise ValueError(f"extension {ext} exists already in {domain}")
+        self.r.zadd(extidx_key(domain), {ext: 0})
 
     def ext_del(self, domain, ext):
         domain = self._need_tenant(domain)
         ext = provisioning.extension(ext)
         if not self.r.hdel(exts_key(domain), ext):
             raise NotFound(f"no extension {ext} in {domain}")
+        self.r.zrem(extidx_key(domain), ext)
         self.unbind(domain, ext)
 
     def ext_list(self, domain):
@@ -193,30 +209,112 @@ class Store:
 
     def call_update(self, callid, fields):
         """Update an existing record (in-dialog requests); never recreates an ended call."""
-        args = (1, call_key(callid), CALL_TTL, *_flat(fields))
-        (reply,) = self.fast.pipeline(("EVALSHA", _UPDATE_SHA, *args), raise_errors=False)
-        if isinstance(reply, resp.RespError) and str(reply).startswith("NOSCRIPT"):
-            self.fast.pipeline(("EVAL", _UPDATE_IF_EXISTS, *args))    # loads it for next time
-        elif isinstance(reply, resp.RespError):
-            raise reply
+        self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
+
+    def _run(self, script, *keys_then_args):
+        """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys."""
+        args = (script.keys, *keys_then_args)
+        (reply,) = self.fast.pipeline(("EVALSHA", script.sha, *args), raise_errors=False)
+        if isinstance(reply, resp.RespError):
+            if not str(reply).startswith("NOSCRIPT"):
+                raise reply
+            (reply,) = self.fast.pipeline(("EVAL", script.text, *args))
+        return reply
 
     def call_delete(self, callid):
-        self.fast.pipeline(("DEL", call_key(callid)))
+        """The call's record and feature-code state, in one round trip."""
+        self.fast.pipeline(("DEL", call_key(callid), *(dtmf_key(callid, side) for side in SIDES)),
+                           ("ZREM", DTMF_DUE, *(f"{callid} {side}" for side in SIDES)))
+
+    # ---- feature codes (DTMF) ----------------------------------------------
+
+    DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "caller_role",
+                        "callee_role", "caller_ext", "callee_ext")
+
+    def dtmf_load(self, callid, side):
+        """-> (call fields as a dict, or {} when the call is unknown; the side's typing state)"""
+        call, state = self.fast.pipeline(("HMGET", call_key(callid), *self.DTMF_CALL_FIELDS),
+                                         ("HGETALL", dtmf_key(callid, side)))
+        if call[0] is None:
+            return {}, {}
+        return dict(zip(self.DTMF_CALL_FIELDS, call)), _as_dict(state)
+
+    def ext_match(self, domain, digits):
+        """-> (digits are an extension, some longer extension starts with them)"""
+        exact, longer = self.fast.pipeline(
+            ("HEXISTS", exts_key(domain), digits),
+            ("ZRANGEBYLEX", extidx_key(domain), b"(" + digits.encode(), b"[" + digits.encode() + b"\xff",
+             "LIMIT", 0, 1))
+        return bool(exact), bool(longer)
+
+    def dtmf_save(self, callid, side, version, fields, deadline, event=None):
+        """Write the side's typing state if nobody changed it since it was read at `version`
+        (compare-and-set); keep its deadline in the due set; append `event` to the PBX event
+        stream. -> False when the state had changed (read again and retry); nothing is written
+        for a call that has ended meanwhile."""
+        event = _flat(event or {})
+        return self._run(_SAVE_DTMF, dtmf_key(callid, side), DTMF_DUE, EVENTS, call_key(callid),
+                         version, CALL_TTL,
+                         f"{callid} {side}", repr(deadline) if deadline else "", EVENTS_MAXLEN,
+                         len(event), *event, *_flat(fields)) != 0
+
+    def dtmf_due(self, now, limit=50):
+        """Claim the typing states whose deadline has passed -> [(call-id, side)]."""
+        due = self._run(_CLAIM_DUE, DTMF_DUE, repr(now), limit)
+        return [tuple(member.rsplit(" ", 1)) for member in due]
+
+    def events(self, count=100):
+        """The latest PBX events, oldest first: [(id, {field: value})] (for tools and tests)."""
+        return [(entry_id, _as_dict(fields)) for entry_id, fields in
+                reversed(self.fast.pipeline(("XREVRANGE", EVENTS, "+", "-", "COUNT", count))[0])]
 
     def call_keys(self):
         return sorted(self.r.scan_iter(match=PREFIX + "call:*", count=1000))
+
+
+class Script:
+    def __init__(self, keys, text):
+        self.keys, self.text = keys, text
+        self.sha = hashlib.sha1(text.encode()).hexdigest()
+
+
+_SAVE_DTMF = Script(4, """
+-- KEYS: party state hash, due zset, event stream, call record
+-- ARGV: expected version ('' for a new state), ttl, due member, due score ('' = not due),
+--       stream maxlen, n, n event field/value args, then state field/value args
+if redis.call('exists', KEYS[4]) == 0 then return 2 end
+if (redis.call('hget', KEYS[1], 'v') or '') ~= ARGV[1] then return 0 end
+local n = tonumber(ARGV[6])
+local state = {}
+for i = 7 + n, #ARGV do state[#state + 1] = ARGV[i] end
+redis.call('hset', KEYS[1], 'v', (tonumber(ARGV[1]) or 0) + 1, unpack(state))
+redis.call('expire', KEYS[1], ARGV[2])
+if ARGV[4] == '' then redis.call('zrem', KEYS[2], ARGV[3])
+else redis.call('zadd', KEYS[2], ARGV[4], ARGV[3]) end
+if n > 0 then
+  local event = {}
+  for i = 7, 6 + n do event[#event + 1] = ARGV[i] end
+  redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(event))
+end
+return 1
+""")
+
+_CLAIM_DUE = Script(1, """
+local due = redis.call('zrangebyscore', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+if #due > 0 then redis.call('zrem', KEYS[1], unpack(due)) end
+return due
+""")
 
 
 def _flat(mapping):
     return [x for item in mapping.items() for x in item]
 
 
-_UPDATE_IF_EXISTS = """
+_UPDATE_IF_EXISTS = Script(1, """
 if redis.call('exists', KEYS[1]) == 1 then
   redis.call('hset', KEYS[1], unpack(ARGV, 2))
   redis.call('expire', KEYS[1], ARGV[1])
   return 1
 end
 return 0
-"""
-_UPDATE_SHA = hashlib.sha1(_UPDATE_IF_EXISTS.encode()).hexdigest()
+""")

@@ -3,7 +3,7 @@ re-provisioned before and checked for leaks after every test."""
 import pytest
 
 from vpbx import stack
-from vpbx.store import Store
+from vpbx.store import DTMF_DUE, Store
 
 from harness import free_port, tm_current, wait_for
 
@@ -33,9 +33,11 @@ class Pbx:
         s.ext_add(OTHER_TENANT, "300")
 
     def leaks(self):
-        """What a finished call left behind: Redis call keys, rtpengine calls, tm transactions."""
-        return {"redis": self.store.call_keys(), "rtpengine": self.cfg.ng().calls(),
-                "tm": tm_current(self.cfg)}
+        """What a finished call left behind: Redis call keys (record, typing state, pending
+        digit timeouts), rtpengine calls, tm transactions."""
+        redis = self.store.call_keys() + sorted(self.redis.scan_iter("vpbx:dtmf:{*"))
+        redis += self.redis.zrange(DTMF_DUE, 0, -1)
+        return {"redis": redis, "rtpengine": self.cfg.ng().calls(), "tm": tm_current(self.cfg)}
 
 
 @pytest.fixture(scope="session")

@@ -79,10 +79,17 @@ class Sipp:
 
     def received(self, first_line_prefix=""):
         """Messages this party received whose first line starts with the prefix."""
+        return self._traced("message received", first_line_prefix)
+
+    def sent(self, first_line_prefix=""):
+        """Messages this party sent whose first line starts with the prefix."""
+        return self._traced("message sent", first_line_prefix)
+
+    def _traced(self, direction, first_line_prefix):
         found = []
         for block in re.split(r"^-{10,} .*$", self.messages(), flags=re.M):
             head, _, message = block.strip().partition("\n")
-            if "message received" in head:
+            if direction in head:
                 message = message.strip()
                 if message.startswith(first_line_prefix):
                     found.append(message)

@@ -5,7 +5,8 @@ from vpbx import settings
 
 def test_defaults_when_nothing_is_stored():
     assert settings.effective({}) == {
-        "pbx_transfer": False, "transfer_caller_id": False, "transfer_hold_media": "music"}
+        "pbx_transfer": False, "transfer_caller_id": False, "transfer_hold_media": "music",
+        "transfer_digit_timeout": 3}
 
 
 @pytest.mark.parametrize("text,stored", [("on", "on"), ("YES", "on"), ("1", "on"), ("off", "off"),
@@ -23,6 +24,8 @@ def test_stored_values_are_typed():
     ("pbx_transfer", "maybe", "on or off"),
     ("transfer_hold_media", "silence", "music, ringback"),
     ("no_such_thing", "on", "unknown setting"),
+    ("transfer_digit_timeout", "0", "from 1 to 30"),
+    ("transfer_digit_timeout", "soon", "from 1 to 30"),
 ])
 def test_bad_values_are_refused_with_a_reason(name, text, message):
     with pytest.raises(ValueError, match=message):
@@ -31,3 +34,8 @@ def test_bad_values_are_refused_with_a_reason(name, text, message):
 
 def test_render_round_trips_bools():
     assert settings.render(True) == "on" and settings.render("music") == "music"
+
+
+def test_int_setting():
+    assert settings.normalise("transfer_digit_timeout", " 5 ") == "5"
+    assert settings.effective({"transfer_digit_timeout": "5"})["transfer_digit_timeout"] == 5

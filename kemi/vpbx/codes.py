@@ -1,0 +1,73 @@
+"""Feature codes: applies DTMF digits to a party's typing state kept in Redis and publishes
+completed codes on the PBX event stream. Shared by both digit sources (SIP INFO, RFC 4733
+events reported by rtpengine) and the timeout timer. No KSR here: the glue replies to SIP.
+"""
+import logging
+import time
+
+from . import dtmf
+
+log = logging.getLogger("vpbx.codes")
+RETRIES = 3
+
+
+def may_type_codes(call, side):
+    """Codes are collected only for a tenant with "Transfer by PBX" on, and only from the
+    party that is one of its extensions (the client's digits always pass through)."""
+    return call.get("pbx_transfer") == "on" and call.get(f"{side}_role") == "ext"
+
+
+def rules(call):
+    return dtmf.Rules(timeout=float(call.get("transfer_digit_timeout") or 3))
+
+
+def digit(store, callid, side, key, source, now=None, instant=frozenset()):
+    """Apply one digit. -> the dtmf outcome, or None when codes are not collected for that
+    party (the digit is none of the PBX's business)."""
+    for _ in range(RETRIES):
+        at = time.time() if now is None else now
+        call, fields = store.dtmf_load(callid, side)
+        if not call or not may_type_codes(call, side):
+            return None
+        state = dtmf.from_fields(fields)
+        digits = dtmf.candidate(state, key)
+        match = dtmf.Match(*store.ext_match(call["tenant"], digits)) if digits else dtmf.Match()
+        new, outcome = dtmf.press(state, key, source, at, rules(call), match, instant)
+        if store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), new.deadline,
+                           _event(call, callid, side, outcome, source, at)):
+            _log(callid, side, outcome)
+            return outcome
+    log.warning("vpbx: %s %s: digit %s lost to concurrent updates", callid, side, key)
+    return dtmf.Discard("", "contention")
+
+
+def expire_due(store, now=None):
+    """Complete or discard the codes whose inter-digit timeout has passed (the timer)."""
+    at = time.time() if now is None else now
+    for callid, side in store.dtmf_due(at):
+        call, fields = store.dtmf_load(callid, side)
+        if not call:
+            continue
+        state = dtmf.from_fields(fields)
+        new, outcome = dtmf.expire(state, at)
+        if outcome is None:         # a newer digit moved the deadline
+            continue
+        # Lost compare-and-set: a digit came meanwhile and owns the state now.
+        if store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), 0,
+                           _event(call, callid, side, outcome, "timer", at)):
+            _log(callid, side, outcome)
+
+
+def _event(call, callid, side, outcome, source, at):
+    if not isinstance(outcome, dtmf.Complete):
+        return None
+    return {"type": "code", "callid": callid, "tenant": call["tenant"], "party": side,
+            "ext": call.get(f"{side}_ext") or "", "code": outcome.code, "completed_by": outcome.reason,
+            "source": source, "at": f"{at:.3f}"}
+
+
+def _log(callid, side, outcome):
+    if isinstance(outcome, dtmf.Discard):
+        log.info("vpbx: %s %s: code %r discarded (%s)", callid, side, outcome.code, outcome.reason)
+    elif isinstance(outcome, dtmf.Complete):
+        log.info("vpbx: %s %s: code %s completed (%s)", callid, side, outcome.code, outcome.reason)

@@ -1,0 +1,77 @@
+"""Calls in which a party types digits with SIP INFO (the SIPp scenario is written per test
+from parties/caller_info.xml, one INFO request per key press)."""
+import re
+
+from vpbx import dtmf
+
+from calls import callee, register
+from conftest import TENANT
+from harness import PARTIES, RtpPeer, Sipp
+
+INFO = """  <send>
+    <![CDATA[
+INFO [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-info{n};rport
+From: <sip:[$from_user]@[$from_domain]>;tag=[pid]c[call_number]
+[last_To:]
+Call-ID: [call_id]
+[routes]
+CSeq: {cseq} INFO
+Max-Forwards: 70
+Content-Type: {ctype}
+Content-Length: [len]
+
+{body}
+    ]]>
+  </send>
+  <recv response="200" />
+"""
+GAP = """  <pause milliseconds="{gap}" />
+"""
+RELAY = "application/dtmf-relay"
+
+
+def info_body(ctype, key):
+    return f"Signal={key}\r\nDuration=160" if ctype == RELAY else key
+
+
+def caller_info(pbx, from_user, to_user, presses, *, from_domain=TENANT, port=None, gap_ms=150,
+                hold_ms=500, name="caller"):
+    """presses: [(key, content type)] typed after the answer, gap_ms apart."""
+    blocks = GAP.format(gap=gap_ms).join(
+        INFO.format(n=n, cseq=10 + n, ctype=ctype, body=info_body(ctype, key))
+        for n, (key, ctype) in enumerate(presses))
+    path = pbx.workdir / f"{name}_info.xml"
+    template = (PARTIES / "caller_info.xml").read_text()
+    path.write_text(template.replace("<!-- INFO -->\n", blocks).replace("HOLD_MS", str(hold_ms)))
+    media = RtpPeer(0xA11CE)
+    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,
+                 variables={"from_user": from_user, "from_domain": from_domain, "to_user": to_user,
+                            "to_domain": TENANT, "rtp_port": media.port})
+    party.media = media
+    return party
+
+
+def typed_call(pbx, presses, *, caller_ext="201", callee_ext="202", from_domain=TENANT, port=None,
+               hold_ms=500, during=None):
+    """A call caller_ext -> callee_ext in which the caller types `presses`; `during(caller)`
+    runs while the call is still up. Returns when both parties have passed: (caller, callee)."""
+    b = callee(pbx, callee_ext)
+    register(pbx, callee_ext, b.port).passed()
+    a = caller_info(pbx, caller_ext, callee_ext, presses, from_domain=from_domain, port=port,
+                    hold_ms=hold_ms)
+    if during:
+        during(a)
+    a.passed()
+    b.passed()
+    return a, b
+
+
+def relayed_digits(party):
+    """The keys the party received in INFO requests, in order."""
+    keys = []
+    for message in party.received("INFO "):
+        headers, _, body = message.replace("\r\n", "\n").partition("\n\n")
+        ctype = re.search(r"^Content-Type:\s*(\S+)", headers, re.M | re.I).group(1)
+        keys.append(dtmf.info_digit(ctype, body))
+    return "".join(keys)
