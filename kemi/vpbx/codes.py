@@ -22,13 +22,13 @@ def rules(call):
 
 
 def digit(store, callid, side, key, source, now=None, instant=frozenset()):
-    """Apply one digit. -> the dtmf outcome, or None when codes are not collected for that
-    party (the digit is none of the PBX's business)."""
+    """Apply one digit. -> (the dtmf outcome, the call's fields), or (None, ...) when codes are
+    not collected for that party (the digit is none of the PBX's business)."""
     for _ in range(RETRIES):
         at = time.time() if now is None else now
         call, fields = store.dtmf_load(callid, side)
         if not call or not may_type_codes(call, side):
-            return None
+            return None, call
         state = dtmf.from_fields(fields)
         digits = dtmf.candidate(state, key)
         match = dtmf.Match(*store.ext_match(call["tenant"], digits)) if digits else dtmf.Match()
@@ -36,26 +36,27 @@ def digit(store, callid, side, key, source, now=None, instant=frozenset()):
         if store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), new.deadline,
                            _event(call, callid, side, outcome, source, at)):
             _log(callid, side, outcome)
-            return outcome
+            return outcome, call
     log.warning("vpbx: %s %s: digit %s lost to concurrent updates", callid, side, key)
-    return dtmf.Discard("", "contention")
+    return dtmf.Discard("", "contention"), call
 
 
-def expire_due(store, now=None):
-    """Complete or discard the codes whose inter-digit timeout has passed (the timer)."""
+def expire(store, callid, side, now=None):
+    """Complete or discard the side's code if its digit timeout has passed (the timer).
+    -> (outcome, call fields) when the code ended, else None."""
     at = time.time() if now is None else now
-    for callid, side in store.dtmf_due(at):
-        call, fields = store.dtmf_load(callid, side)
-        if not call:
-            continue
-        state = dtmf.from_fields(fields)
-        new, outcome = dtmf.expire(state, at)
-        if outcome is None:         # a newer digit moved the deadline
-            continue
-        # Lost compare-and-set: a digit came meanwhile and owns the state now.
-        if store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), 0,
+    call, fields = store.dtmf_load(callid, side)
+    if not call:
+        return None
+    new, outcome = dtmf.expire(dtmf.from_fields(fields), at)
+    if outcome is None:             # a newer digit moved the deadline
+        return None
+    # A lost compare-and-set means a digit came meanwhile and owns the state now.
+    if not store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), 0,
                            _event(call, callid, side, outcome, "timer", at)):
-            _log(callid, side, outcome)
+        return None
+    _log(callid, side, outcome)
+    return outcome, call
 
 
 def _event(call, callid, side, outcome, source, at):

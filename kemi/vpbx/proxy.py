@@ -12,6 +12,7 @@ import traceback
 import KSR
 
 from . import codes, dtmf, registration, resp, routing, settings
+from .ngclient import NgClient
 from .store import Store
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
@@ -86,6 +87,7 @@ logging.getLogger("vpbx").addHandler(KamailioLog())
 logging.getLogger("vpbx").setLevel(logging.INFO)
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
+UNBLOCK_DELAY = 0.3     # seconds from a code's end until its typist's RFC 4733 events flow again
 
 
 def reply(code, reason):
@@ -96,6 +98,8 @@ def reply(code, reason):
 class Proxy:
     def __init__(self):
         self._store = None      # per process, connected lazily after fork
+        host, _, port = os.environ["VPBX_RTPE_NG"].rpartition(":")
+        self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
 
     @property
     def store(self):
@@ -206,16 +210,53 @@ class Proxy:
             else:
                 self.relay()
             return
-        outcome = codes.digit(self.store, callid, side, key, "info")
+        outcome, call = codes.digit(self.store, callid, side, key, "info")
         if outcome is None or isinstance(outcome, dtmf.Pass):
             self.relay()
         else:
             KSR.tm.t_reply(200, "OK")
+            self.hold_back_rtp_dtmf(callid, call, side, outcome)
+
+    def ksr_rtp_dtmf(self, msg):
+        """A digit rtpengine detected in RFC 4733 events: {"callid", "source_tag", "event", ...}."""
+        try:
+            report = json.loads(pv("$mb"))
+            callid, tag = report["callid"], report["source_tag"]
+            key = dtmf.event_digit(report["event"])
+        except (ValueError, KeyError, dtmf.BadDtmf):
+            KSR.info(f"vpbx: ignored a datagram from {source()} that is no DTMF report\n")
+            return 1
+        try:
+            side = self.store.call_side(callid, tag)
+            if side:
+                outcome, call = codes.digit(self.store, callid, side, key, "rtp")
+                self.hold_back_rtp_dtmf(callid, call, side, outcome)
+        except Exception:
+            KSR.err(f"vpbx: rtp dtmf: {traceback.format_exc()}")
+        return 1
+
+    def hold_back_rtp_dtmf(self, callid, call, side, outcome):
+        """While a party types a code, rtpengine keeps its RFC 4733 events from the other party
+        (it still reports them). The code's leading * has passed before the PBX saw it; the
+        digits after it are held back. Outside codes, DTMF flows (IVR menus keep working)."""
+        if isinstance(outcome, dtmf.Collecting):
+            self.ng.command("block DTMF", call_id=callid, from_tag=call[f"rtp_{side}"])
+        elif isinstance(outcome, (dtmf.Complete, dtmf.Discard)):
+            # Not at once: the last digit's trailing end packets are still under way.
+            self.store.schedule_unblock(callid, side, time.time() + UNBLOCK_DELAY)
 
     def ksr_dtmf_timer(self, msg, evname=""):
         """rtimer, every 100 ms in its own process: codes whose digit timeout has passed."""
         try:
-            codes.expire_due(self.store)
+            for callid, side, what in self.store.dtmf_due(time.time()):
+                if what == "unblock":
+                    code, tag = self.store.typing(callid, side)
+                    if tag and not code:        # no new code started meanwhile
+                        self.ng.command("unblock DTMF", call_id=callid, from_tag=tag)
+                    continue
+                ended = codes.expire(self.store, callid, side)
+                if ended:
+                    self.hold_back_rtp_dtmf(callid, ended[1], side, ended[0])
         except Exception:
             KSR.err(f"vpbx: dtmf timer: {traceback.format_exc()}")
         return 1

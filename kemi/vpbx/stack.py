@@ -25,6 +25,7 @@ class Config:
     var: Path
     listen: str
     sip_port: int
+    dtmf_port: int              # Kamailio's UDP socket where rtpengine reports RFC 4733 digits
     redis_url: str
     private_redis_port: int     # 0: VPBX_REDIS_URL names an outside server, start none
     rtpe_host: str
@@ -46,6 +47,7 @@ class Config:
             var=Path(env.get("VPBX_VAR", ROOT / "var")).resolve(),
             listen=listen,
             sip_port=int(env.get("VPBX_SIP_PORT", "5060")),
+            dtmf_port=int(env.get("VPBX_DTMF_PORT", "5070")),
             redis_url=outside or f"redis://127.0.0.1:{redis_port}/0",
             private_redis_port=0 if outside else redis_port,
             rtpe_host=rtpe_host.strip("[]"),
@@ -96,18 +98,20 @@ def daemons(cfg):
             "rtpengine", f"--config-file={ROOT / 'rtpengine' / 'rtpengine.conf'}",
             f"--interface={cfg.listen}", f"--listen-ng={cfg.rtpe}",
             f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
+            f"--dtmf-log-dest={cfg.host}:{cfg.dtmf_port}",
             f"--pidfile={run / 'rtpengine.daemon.pid'}"], {}, lambda: cfg.ng().ping()))
     items.append(("kamailio", [
         "kamailio", "-f", str(ROOT / "kamailio-cfg" / "kamailio.cfg"), "-DD", "-E",
         "-Y", str(run / "kamailio"), "-m", "128", "-M", "16",
         "-l", f"udp:{cfg.host}:{cfg.sip_port}", "-l", f"tcp:{cfg.host}:{cfg.sip_port}",
+        "-l", f"udp:{cfg.host}:{cfg.dtmf_port}",
         "-A", f'VPBX_KEMI="{ROOT / "kemi" / "vpbx_kemi.py"}"',
         "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
         "-A", f'RPC_SOCK="unix:{run / "kamailio_rpc.sock"}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
         "-A", f"CHILDREN={cfg.children}",
         *(f"--alias={alias}" for alias in cfg.aliases),
-    ], {"VPBX_REDIS_URL": cfg.redis_url}, lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
+    ], {"VPBX_REDIS_URL": cfg.redis_url, "VPBX_RTPE_NG": cfg.rtpe}, lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
     return items
 
 

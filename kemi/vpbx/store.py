@@ -9,7 +9,7 @@ from . import provisioning, resp, settings
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
-DTMF_DUE = PREFIX + "dtmf:due"          # zset  "<call-id> <side>" -> code deadline
+DTMF_DUE = PREFIX + "dtmf:due"          # zset  "<call-id> <side>[ unblock]" -> when due
 EVENTS = PREFIX + "events"              # stream of PBX events (completed codes, ...)
 EVENTS_MAXLEN = 10000
 
@@ -224,12 +224,13 @@ class Store:
     def call_delete(self, callid):
         """The call's record and feature-code state, in one round trip."""
         self.fast.pipeline(("DEL", call_key(callid), *(dtmf_key(callid, side) for side in SIDES)),
-                           ("ZREM", DTMF_DUE, *(f"{callid} {side}" for side in SIDES)))
+                           ("ZREM", DTMF_DUE, *(f"{callid} {side}{what}" for side in SIDES
+                                                for what in ("", " unblock"))))
 
     # ---- feature codes (DTMF) ----------------------------------------------
 
     DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "caller_role",
-                        "callee_role", "caller_ext", "callee_ext")
+                        "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee")
 
     def dtmf_load(self, callid, side):
         """-> (call fields as a dict, or {} when the call is unknown; the side's typing state)"""
@@ -238,6 +239,11 @@ class Store:
         if call[0] is None:
             return {}, {}
         return dict(zip(self.DTMF_CALL_FIELDS, call)), _as_dict(state)
+
+    def call_side(self, callid, rtp_tag):
+        """Which side of the call rtpengine's party tag is: "caller", "callee" or None."""
+        (tags,) = self.fast.pipeline(("HMGET", call_key(callid), "rtp_caller", "rtp_callee"))
+        return dict(zip(tags, SIDES)).get(rtp_tag) if tags[0] is not None else None
 
     def ext_match(self, domain, digits):
         """-> (digits are an extension, some longer extension starts with them)"""
@@ -259,9 +265,19 @@ class Store:
                          len(event), *event, *_flat(fields)) != 0
 
     def dtmf_due(self, now, limit=50):
-        """Claim the typing states whose deadline has passed -> [(call-id, side)]."""
+        """Claim what is due -> [(call-id, side, what)]: what is "" for a code's digit timeout,
+        "unblock" for releasing the party's RFC 4733 events after a code."""
         due = self._run(_CLAIM_DUE, DTMF_DUE, repr(now), limit)
-        return [tuple(member.rsplit(" ", 1)) for member in due]
+        return [tuple((member.split(" ") + [""])[:3]) for member in due]
+
+    def schedule_unblock(self, callid, side, at):
+        self.fast.pipeline(("ZADD", DTMF_DUE, repr(at), f"{callid} {side} unblock"))
+
+    def typing(self, callid, side):
+        """The code a side is typing now ("" when none), and the side's rtpengine tag."""
+        code, tag = self.fast.pipeline(("HGET", dtmf_key(callid, side), "code"),
+                                       ("HGET", call_key(callid), f"rtp_{side}"))
+        return code or "", tag
 
     def events(self, count=100):
         """The latest PBX events, oldest first: [(id, {field: value})] (for tools and tests)."""

@@ -4,7 +4,9 @@ import re
 
 from vpbx import dtmf
 
-from calls import callee, register
+import threading
+
+from calls import callee, caller, read_port, register
 from conftest import TENANT
 from harness import PARTIES, RtpPeer, Sipp
 
@@ -47,19 +49,20 @@ def caller_info(pbx, from_user, to_user, presses, *, from_domain=TENANT, port=No
     media = RtpPeer(0xA11CE)
     party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,
                  variables={"from_user": from_user, "from_domain": from_domain, "to_user": to_user,
-                            "to_domain": TENANT, "rtp_port": media.port})
+                            "to_domain": TENANT, "rtp_port": media.port, "outdir": pbx.workdir,
+                            "party": name})
     party.media = media
     return party
 
 
 def typed_call(pbx, presses, *, caller_ext="201", callee_ext="202", from_domain=TENANT, port=None,
-               hold_ms=500, during=None):
+               hold_ms=500, gap_ms=150, during=None):
     """A call caller_ext -> callee_ext in which the caller types `presses`; `during(caller)`
     runs while the call is still up. Returns when both parties have passed: (caller, callee)."""
     b = callee(pbx, callee_ext)
     register(pbx, callee_ext, b.port).passed()
     a = caller_info(pbx, caller_ext, callee_ext, presses, from_domain=from_domain, port=port,
-                    hold_ms=hold_ms)
+                    hold_ms=hold_ms, gap_ms=gap_ms)
     if during:
         during(a)
     a.passed()
@@ -75,3 +78,22 @@ def relayed_digits(party):
         ctype = re.search(r"^Content-Type:\s*(\S+)", headers, re.M | re.I).group(1)
         keys.append(dtmf.info_digit(ctype, body))
     return "".join(keys)
+
+
+def rtp_typed_call(pbx, digits, *, typist="caller", caller_ext="201", callee_ext="202",
+                   from_domain=TENANT, port=None):
+    """A call caller_ext -> callee_ext in which `typist` types `digits` as RFC 4733 events
+    while the other party sends audio. -> (typist's peer, listener's peer)."""
+    b = callee(pbx, callee_ext, hold_ms=0)
+    register(pbx, callee_ext, b.port).passed()
+    a = caller(pbx, caller_ext, callee_ext, from_domain=from_domain, port=port, hold_ms=3500)
+    dest = {"caller": read_port(pbx.workdir, a.name), "callee": read_port(pbx.workdir, b.name)}
+    typist_peer, listener_peer = (a.media, b.media) if typist == "caller" else (b.media, a.media)
+    listener = "callee" if typist == "caller" else "caller"
+    audio = threading.Thread(target=listener_peer.exchange, args=(dest[listener], 100))
+    audio.start()
+    typist_peer.dtmf(dest[typist], digits)
+    audio.join()
+    a.passed()
+    b.passed()
+    return typist_peer, listener_peer

@@ -102,7 +102,8 @@ class Sipp:
 
 
 class RtpPeer:
-    """A media endpoint: sends PCMU packets with its own SSRC and counts what it receives, by SSRC."""
+    """A media endpoint: sends PCMU packets with its own SSRC (and RFC 4733 DTMF events,
+    payload type 101) and counts what it receives, by SSRC; received events by digit."""
 
     def __init__(self, ssrc):
         self.ssrc = ssrc
@@ -110,15 +111,42 @@ class RtpPeer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.received = Counter()
+        self.events = []                # digits of the RFC 4733 events received (end packets)
+        self._ended = set()             # (digit, timestamp) of events already counted
+        self.seq, self.ts = 1000, 160000
+
+    def _send(self, dest_port, payload_type, payload, marker=False, ts=None):
+        header = struct.pack("!BBHII", 0x80, payload_type | (0x80 if marker else 0), self.seq & 0xFFFF,
+                             self.ts if ts is None else ts, self.ssrc)
+        self.sock.sendto(header + payload, ("127.0.0.1", dest_port))
+        self.seq += 1
 
     def exchange(self, dest_port, count=25, interval=0.02):
-        """Send `count` packets to 127.0.0.1:dest_port while receiving; returns when done."""
+        """Send `count` audio packets to 127.0.0.1:dest_port while receiving."""
         self.sock.settimeout(interval)
-        seq, ts = 1000, 160000
-        for i in range(count):
-            header = struct.pack("!BBHII", 0x80, 0, (seq + i) & 0xFFFF, ts + 160 * i, self.ssrc)
-            self.sock.sendto(header + b"\xff" * 160, ("127.0.0.1", dest_port))
+        for _ in range(count):
+            self._send(dest_port, 0, b"\xff" * 160)
+            self.ts += 160
             self._drain(interval)
+        self._drain(0.2)
+
+    def dtmf(self, dest_port, digits, interval=0.02, gap=0.12):
+        """Type digits as RFC 4733 events (with correct sequence numbers and timestamps),
+        audio in between, as a phone does."""
+        self.sock.settimeout(interval)
+        for digit in digits:
+            event = "0123456789*#ABCD".index(digit)
+            start = self.ts
+            for i in range(1, 8):                   # 7 x 20 ms, the last 3 with the end bit
+                end = i >= 5
+                payload = struct.pack("!BBH", event, (0x80 if end else 0) | 10, 160 * (min(i, 5)))
+                self._send(dest_port, 101, payload, marker=(i == 1), ts=start)
+                self._drain(interval)
+            self.ts += 160 * 5
+            for _ in range(int(gap / interval)):
+                self._send(dest_port, 0, b"\xff" * 160)
+                self.ts += 160
+                self._drain(interval)
         self._drain(0.2)
 
     def _drain(self, duration):
@@ -130,7 +158,12 @@ class RtpPeer:
                 continue
             if len(data) >= 12 and data[0] >> 6 == 2:
                 self.received[struct.unpack("!I", data[8:12])[0]] += 1
-
+                if data[1] & 0x7F == 101 and len(data) >= 16 and data[13] & 0x80:
+                    digit = "0123456789*#ABCD"[data[12]] if data[12] < 16 else "?"
+                    ts = data[4:8]
+                    if (digit, ts) not in self._ended:
+                        self._ended.add((digit, ts))
+                        self.events.append(digit)
     def close(self):
         self.sock.close()
 

@@ -1,0 +1,67 @@
+"""Feature codes typed as RFC 4733 events: rtpengine reports each digit to the proxy, which
+collects them like INFO digits. While a code is typed, rtpengine holds the typist's events
+back from the other party (only the leading * has passed); other digits flow as before."""
+import threading
+
+import pytest
+
+from conftest import TENANT
+from dtmf_calls import RELAY, rtp_typed_call, typed_call
+from harness import read_port
+
+
+def codes(pbx):
+    return [(e["party"], e["code"], e["completed_by"], e["source"]) for _, e in pbx.store.events()
+            if e["type"] == "code"]
+
+
+@pytest.fixture
+def pbx_transfer(pbx):
+    pbx.store.setting_set(TENANT, "pbx_transfer", "on")
+    pbx.store.ext_add(TENANT, "100")
+    return pbx
+
+
+def test_code_from_rtp_events_and_only_its_star_reaches_the_other_party(pbx_transfer):
+    _, listener = rtp_typed_call(pbx_transfer, "*100")
+    assert codes(pbx_transfer) == [("caller", "*100", "match", "rtp")]
+    assert listener.events == ["*"]
+
+
+def test_digits_outside_a_code_flow_to_the_other_party(pbx_transfer):
+    _, listener = rtp_typed_call(pbx_transfer, "58*100")
+    assert codes(pbx_transfer) == [("caller", "*100", "match", "rtp")]
+    assert listener.events == ["5", "8", "*"]
+
+
+def test_the_callee_may_type_codes_too(pbx_transfer):
+    _, listener = rtp_typed_call(pbx_transfer, "*100", typist="callee")
+    assert codes(pbx_transfer) == [("callee", "*100", "match", "rtp")]
+    assert listener.events == ["*"]
+
+
+def test_setting_off_collects_nothing_and_every_event_flows(pbx):
+    _, listener = rtp_typed_call(pbx, "*100#")
+    assert codes(pbx) == []
+    assert listener.events == list("*100#")
+
+
+def test_the_clients_events_are_never_collected(pbx_transfer):
+    pbx = pbx_transfer
+    _, listener = rtp_typed_call(pbx, "*100#", caller_ext="+4930123456",
+                                 from_domain="carrier.example", port=pbx.trunk_port)
+    assert codes(pbx) == []
+    assert listener.events == list("*100#")
+
+
+def test_info_and_rtp_for_the_same_presses_make_one_code(pbx_transfer):
+    pbx = pbx_transfer
+    pbx.store.ext_add(TENANT, "1000")          # *100 waits for #, so every digit must count once
+
+    def type_rtp_too(caller):
+        # The phone sends each press both ways: RFC 4733 events at the INFO's pace.
+        dest = read_port(pbx.workdir, caller.name)
+        threading.Thread(target=caller.media.dtmf, args=(dest, "*100#"),
+                         kwargs={"gap": 0.26}).start()
+    typed_call(pbx, [(k, RELAY) for k in "*100#"], gap_ms=400, hold_ms=1500, during=type_rtp_too)
+    assert [c[:3] for c in codes(pbx)] == [("caller", "*100", "#")]
