@@ -12,6 +12,7 @@ Environment: BENCH_CALLS (default 600), BENCH_RATE (calls/s, default 50), BENCH_
 keeps the work directory (logs, SIPp error files) even when all went well.
 """
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -185,6 +186,7 @@ class Target:
     uac_ok: int = 0             # calls the callers completed
     calls: int = 0              # calls both ends completed
     cpu_stat: float = 0.0       # seconds, /proc/PID/stat
+    idle_cpu: tuple = (0.0, 0.0)  # seconds per second without calls (stat, schedstat)
     cpu_exact: float = 0.0      # seconds, schedstat
     commands: int = 0
     reads: int = 0
@@ -207,25 +209,95 @@ def warm_up(t, procs, work):
         raise RuntimeError(f"{t.name}: warm-up calls failed ({ok} of {WARMUP} ok); see {work}")
 
 
-def measure(t, procs, work, r, round_no):
-    """One round of CALLS // ROUNDS calls through t; adds what they cost to t.
-    Only t carries load meanwhile: the other proxy idles (about 1 ms CPU per second)."""
+IDLE_S = 3.0
+
+
+def idle_rates(targets, r):
+    """What runs without calls, per second: each Kamailio's CPU (timers; vpbx's feature-code
+    timer claims due digit timeouts from Redis every 100 ms) and Redis's commands and reads.
+    measure() subtracts it, so that the figures are per call, not per second of the round."""
+    before = [kamailio_cpu(t.pgid) for t in targets], redis_counters(r)
+    time.sleep(IDLE_S)
+    after = [kamailio_cpu(t.pgid) for t in targets], redis_counters(r)
+    for t, (s0, e0), (s1, e1) in zip(targets, before[0], after[0]):
+        t.idle_cpu = ((s1 - s0) / IDLE_S, (e1 - e0) / IDLE_S)
+    return ((after[1][0] - before[1][0]) / IDLE_S, (after[1][1] - before[1][1] - 1) / IDLE_S)
+
+
+def measure(t, procs, work, r, round_no, idle):
+    """One round of CALLS // ROUNDS calls through t; adds what they cost to t, less what
+    runs without calls (idle_rates). Only t carries load meanwhile."""
     print(f"{t.name}: round {round_no + 1}/{ROUNDS}, {CALLS // ROUNDS} calls at {RATE}/s", flush=True)
-    cpu0, (cmd0, reads0) = kamailio_cpu(t.pgid), redis_counters(r)
+    start, cpu0, (cmd0, reads0) = time.monotonic(), kamailio_cpu(t.pgid), redis_counters(r)
     ok = caller_load(procs, work, f"{t.name}-uac{round_no}", t, CALLS // ROUNDS)
     time.sleep(1)       # late retransmissions and replies
     cpu1, (cmd1, reads1) = kamailio_cpu(t.pgid), redis_counters(r)
+    seconds = time.monotonic() - start
     t.uac_ok += ok
-    t.cpu_stat += cpu1[0] - cpu0[0]
-    t.cpu_exact += cpu1[1] - cpu0[1]
-    t.commands += cmd1 - cmd0
-    t.reads += reads1 - reads0 - 1      # - 1: the second INFO's own read
+    t.cpu_stat += cpu1[0] - cpu0[0] - t.idle_cpu[0] * seconds
+    t.cpu_exact += cpu1[1] - cpu0[1] - t.idle_cpu[1] * seconds
+    t.commands += cmd1 - cmd0 - idle[0] * seconds
+    t.reads += reads1 - reads0 - 1 - idle[1] * seconds     # - 1: the second INFO's own read
 
 
 def finish(t, work):
     wait(t.uas, 15)
     # A call counts as completed only when both ends completed it.
     t.calls = min(t.uac_ok, sipp_successes(work, f"{t.name}-uas") - WARMUP)
+
+
+# ---- feature-code latency ------------------------------------------------------
+
+CODES = int(os.environ.get("BENCH_CODES", "60"))
+CODE_TARGET = "199"         # an extension no longer one starts with: *199 completes on its 9
+
+
+def code_latency(procs, work, cfg, store, r):
+    """Seconds from the last digit of a code reaching the proxy to the completed-code event on
+    the PBX event stream, for CODES codes typed in one call (no timeout waits: each code
+    completes on its last digit). The digits are sent as rtpengine reports them (the JSON
+    datagrams of --dtmf-log-dest) to the proxy's DTMF socket, paced under the flood limit."""
+    print(f"vpbx: {CODES} feature codes in one call", flush=True)
+    store.setting_set(TENANT, "pbx_transfer", "on")
+    store.ext_add(TENANT, CODE_TARGET)
+    callee = CALLEES["vpbx"]
+    uas_port = free_port()
+    uas = sipp(procs, work, "codes-uas", "uas.xml", "-p", uas_port, "-s", callee, "-m", 1)
+    time.sleep(0.3)
+    register(cfg.sip_port, callee, uas_port)
+    hold_ms = int(CODES * 0.5 * 1000) + 3000
+    uac = sipp(procs, work, "codes-uac", "uac.xml", "-p", free_port(), "-s", callee,
+               "-set", "from", CALLER, "-set", "domain", TENANT, "-m", 1, "-d", hold_ms,
+               f"127.0.0.1:{cfg.sip_port}")
+    deadline = time.monotonic() + 10
+    while not (keys := list(r.scan_iter(match="vpbx:call:*"))):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the call for the feature codes was not answered")
+        time.sleep(0.05)
+    record = r.hgetall(keys[0])
+    callid, tag = keys[0].split("{", 1)[1].rstrip("}"), record["rtp_caller"]
+    last = r.xrevrange("vpbx:events", count=1)
+    last_id = last[0][0] if last else "0"
+    latencies = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(CODES):
+            started = time.monotonic()
+            for i, key in enumerate("*" + CODE_TARGET):
+                report = {"callid": callid, "source_tag": tag, "type": "DTMF", "duration": 100,
+                          "event": "0123456789*#".index(key)}
+                sent = time.monotonic()
+                sock.sendto(json.dumps(report).encode(), ("127.0.0.1", cfg.dtmf_port))
+                if i < len(CODE_TARGET):
+                    time.sleep(0.06)
+            events = r.xread({"vpbx:events": last_id}, count=1, block=2000)
+            if not events:
+                raise RuntimeError("a feature code produced no event")
+            latencies.append(time.monotonic() - sent)
+            last_id = events[0][1][0][0]
+            time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))     # < 10 digits/s
+    wait(uac, hold_ms / 1000 + 15)
+    wait(uas, 15)
+    return sorted(latencies)
 
 
 def start_native(procs, work, cfg, port):
@@ -254,7 +326,7 @@ def start_native(procs, work, cfg, port):
 
 # ---- report ----------------------------------------------------------------
 
-def report(targets, leftovers):
+def report(targets, leftovers, latencies=()):
     print()
     print(f"{'config':8} {'calls':>6} {'failed':>6} {'CPU µs/call':>12} {'(schedstat)':>11} "
           f"{'Redis cmds/call':>15} {'Redis round trips/call':>22}")
@@ -266,6 +338,11 @@ def report(targets, leftovers):
         vpbx, native = targets
         print(f"ratio vpbx/native CPU: {vpbx.per_call(vpbx.cpu_stat) / native.per_call(native.cpu_stat):.2f}"
               f" (schedstat: {vpbx.per_call(vpbx.cpu_exact) / native.per_call(native.cpu_exact):.2f})")
+    if latencies:
+        def pct(p):
+            return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
+        print(f"feature code, last digit -> event: p50 {pct(50):.2f} ms, p99 {pct(99):.2f} ms "
+              f"({len(latencies)} codes; goal p99 <= 5 ms)")
     if leftovers:
         print(f"LEFT OVER after the load: {leftovers}")
     print(GOAL)
@@ -280,7 +357,7 @@ def main():
     procs = Processes()
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, through the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    targets, leftovers, ok = [], "", False
+    targets, leftovers, ok, latencies = [], "", False, []
     try:
         stack.up(cfg, say=lambda _: None)
         r = cfg.redis()         # a fresh Redis: nothing to clean
@@ -295,13 +372,15 @@ def main():
         for t in targets:
             warm_up(t, procs, work)
         time.sleep(1)
+        idle = idle_rates(targets, r)
         # Rounds alternate between the two, so that a change in what else the machine runs
         # meanwhile (2 cores) weighs on both alike.
         for round_no in range(ROUNDS):
             for t in targets:
-                measure(t, procs, work, r, round_no)
+                measure(t, procs, work, r, round_no, idle)
         for t in targets:
             finish(t, work)
+        latencies = code_latency(procs, work, cfg, store, r)
         left = {"rtpengine calls": len(cfg.ng().calls()),
                 "vpbx call records": len(list(r.scan_iter(match="vpbx:call:*", count=1000))),
                 "native call records": len(list(r.scan_iter(match="bench:call:*", count=1000)))}
@@ -317,7 +396,7 @@ def main():
             shutil.rmtree(work, ignore_errors=True)
         else:
             print(f"logs and SIPp files kept in {work}")
-    report(targets, leftovers)
+    report(targets, leftovers, latencies)
     if not ok:
         print("FAILED: some calls failed or left state behind; the figures above do not count",
               file=sys.stderr)

@@ -239,7 +239,7 @@ class Proxy:
         """While a party types a code, rtpengine keeps its RFC 4733 events from the other party
         (it still reports them). The code's leading * has passed before the PBX saw it; the
         digits after it are held back. Outside codes, DTMF flows (IVR menus keep working)."""
-        if isinstance(outcome, dtmf.Collecting):
+        if isinstance(outcome, dtmf.Collecting) and outcome.code == "*":    # a code starts
             self.ng.command("block DTMF", call_id=callid, from_tag=call[f"rtp_{side}"])
         elif isinstance(outcome, (dtmf.Complete, dtmf.Discard)):
             # Not at once: the last digit's trailing end packets are still under way.
