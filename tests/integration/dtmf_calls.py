@@ -26,7 +26,7 @@ Content-Length: [len]
 {body}
     ]]>
   </send>
-  <recv response="200" />
+  <recv response="{expect}" />
 """
 GAP = """  <pause milliseconds="{gap}" />
 """
@@ -39,10 +39,12 @@ def info_body(ctype, key):
 
 def caller_info(pbx, from_user, to_user, presses, *, from_domain=TENANT, port=None, gap_ms=150,
                 hold_ms=500, name="caller"):
-    """presses: [(key, content type)] typed after the answer, gap_ms apart."""
+    """presses: [(key, content type[, expected answer, default 200])] typed after the answer,
+    gap_ms apart."""
     blocks = GAP.format(gap=gap_ms).join(
-        INFO.format(n=n, cseq=10 + n, ctype=ctype, body=info_body(ctype, key))
-        for n, (key, ctype) in enumerate(presses))
+        INFO.format(n=n, cseq=10 + n, ctype=press[1], body=info_body(press[1], press[0]),
+                    expect=press[2] if len(press) > 2 else 200)
+        for n, press in enumerate(presses))
     path = pbx.workdir / f"{name}_info.xml"
     template = (PARTIES / "caller_info.xml").read_text()
     path.write_text(template.replace("<!-- INFO -->\n", blocks).replace("HOLD_MS", str(hold_ms)))

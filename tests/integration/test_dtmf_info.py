@@ -103,3 +103,9 @@ def test_the_clients_digits_are_never_collected(pbx_transfer):
                       port=pbx.trunk_port)
     assert codes(pbx) == []
     assert relayed_digits(b) == "*100#"
+
+
+def test_malformed_dtmf_info_is_400_and_changes_nothing(pbx_transfer):
+    _, b = typed_call(pbx_transfer, [("X", RELAY, 400), ("*", RELAY), ("100", DTMF, 400)] + keys("100"))
+    assert codes(pbx_transfer) == [("caller", "201", "*100", "match")]
+    assert relayed_digits(b) == ""
