@@ -21,14 +21,15 @@ def rules(call):
     return dtmf.Rules(timeout=float(call.get("transfer_digit_timeout") or 3))
 
 
-def digit(store, callid, side, key, source, now=None, instant=frozenset()):
-    """Apply one digit. -> (the dtmf outcome, the call's fields), or (None, ...) when codes are
-    not collected for that party (the digit is none of the PBX's business)."""
+def digit(store, callid, side, key, source, now=None, instant=frozenset(), rtp_tag=None):
+    """Apply one digit of `side` (or of the party rtpengine calls `rtp_tag`).
+    -> (the dtmf outcome, the call's fields, the side), outcome None when codes are not
+    collected for that party (the digit is none of the PBX's business)."""
     for _ in range(RETRIES):
         at = time.time() if now is None else now
-        call, fields = store.dtmf_load(callid, side)
+        call, side, fields = store.dtmf_load(callid, side, rtp_tag)
         if not call or not may_type_codes(call, side):
-            return None, call
+            return None, call, side
         state = dtmf.from_fields(fields)
         digits = dtmf.candidate(state, key)
         match = dtmf.Match(*store.ext_match(call["tenant"], digits)) if digits else dtmf.Match()
@@ -36,16 +37,16 @@ def digit(store, callid, side, key, source, now=None, instant=frozenset()):
         if store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), new.deadline,
                            _event(call, callid, side, outcome, source, at)):
             _log(callid, side, outcome)
-            return outcome, call
+            return outcome, call, side
     log.warning("vpbx: %s %s: digit %s lost to concurrent updates", callid, side, key)
-    return dtmf.Discard("", "contention"), call
+    return dtmf.Discard("", "contention"), call, side
 
 
 def expire(store, callid, side, now=None):
     """Complete or discard the side's code if its digit timeout has passed (the timer).
     -> (outcome, call fields) when the code ended, else None."""
     at = time.time() if now is None else now
-    call, fields = store.dtmf_load(callid, side)
+    call, side, fields = store.dtmf_load(callid, side)
     if not call:
         return None
     new, outcome = dtmf.expire(dtmf.from_fields(fields), at)

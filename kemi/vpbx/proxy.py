@@ -204,13 +204,13 @@ class Proxy:
         try:
             key = dtmf.info_digit(ctype, body)
         except dtmf.BadDtmf as bad:
-            call, _ = self.store.dtmf_load(callid, side)
+            call, side, _ = self.store.dtmf_load(callid, side)
             if call and codes.may_type_codes(call, side):
                 KSR.tm.t_reply(400, f"Bad Request - {bad}")
             else:
                 self.relay()
             return
-        outcome, call = codes.digit(self.store, callid, side, key, "info")
+        outcome, call, _ = codes.digit(self.store, callid, side, key, "info")
         if outcome is None or isinstance(outcome, dtmf.Pass):
             self.relay()
         else:
@@ -227,9 +227,8 @@ class Proxy:
             KSR.info(f"vpbx: ignored a datagram from {source()} that is no DTMF report\n")
             return 1
         try:
-            side = self.store.call_side(callid, tag)
-            if side:
-                outcome, call = codes.digit(self.store, callid, side, key, "rtp")
+            outcome, call, side = codes.digit(self.store, callid, None, key, "rtp", rtp_tag=tag)
+            if outcome is not None:
                 self.hold_back_rtp_dtmf(callid, call, side, outcome)
         except Exception:
             KSR.err(f"vpbx: rtp dtmf: {traceback.format_exc()}")

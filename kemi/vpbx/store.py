@@ -232,18 +232,19 @@ class Store:
     DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "caller_role",
                         "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee")
 
-    def dtmf_load(self, callid, side):
-        """-> (call fields as a dict, or {} when the call is unknown; the side's typing state)"""
-        call, state = self.fast.pipeline(("HMGET", call_key(callid), *self.DTMF_CALL_FIELDS),
-                                         ("HGETALL", dtmf_key(callid, side)))
-        if call[0] is None:
-            return {}, {}
-        return dict(zip(self.DTMF_CALL_FIELDS, call)), _as_dict(state)
-
-    def call_side(self, callid, rtp_tag):
-        """Which side of the call rtpengine's party tag is: "caller", "callee" or None."""
-        (tags,) = self.fast.pipeline(("HMGET", call_key(callid), "rtp_caller", "rtp_callee"))
-        return dict(zip(tags, SIDES)).get(rtp_tag) if tags[0] is not None else None
+    def dtmf_load(self, callid, side=None, rtp_tag=None):
+        """One round trip -> (call fields, {} when the call is unknown; the side, found from
+        rtpengine's party tag when not given; that side's typing state)."""
+        replies = self.fast.pipeline(("HMGET", call_key(callid), *self.DTMF_CALL_FIELDS),
+                                     *(("HGETALL", dtmf_key(callid, s)) for s in SIDES))
+        call = dict(zip(self.DTMF_CALL_FIELDS, replies[0]))
+        if call["tenant"] is None:
+            return {}, side, {}
+        if side is None:
+            side = {call["rtp_caller"]: "caller", call["rtp_callee"]: "callee"}.get(rtp_tag)
+            if side is None:
+                return {}, None, {}
+        return call, side, _as_dict(replies[1 + SIDES.index(side)])
 
     def ext_match(self, domain, digits):
         """-> (digits are an extension, some longer extension starts with them)"""
