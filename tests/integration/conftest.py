@@ -65,3 +65,11 @@ def pbx(running_stack, tmp_path):
     yield pbx
     empty = {"redis": [], "rtpengine": [], "tm": 0}
     wait_for(lambda: pbx.leaks() == empty, timeout=12, what=f"no leaks (left: {pbx.leaks()})")
+
+
+@pytest.fixture
+def pbx_transfer(pbx):
+    """The tenant with "Transfer by PBX" on and an extension 100 to type codes for."""
+    pbx.store.setting_set(TENANT, "pbx_transfer", "on")
+    pbx.store.ext_add(TENANT, "100")
+    return pbx

@@ -99,3 +99,8 @@ def rtp_typed_call(pbx, digits, *, typist="caller", caller_ext="201", callee_ext
     a.passed()
     b.passed()
     return typist_peer, listener_peer
+
+
+def completed_codes(pbx, *fields):
+    """The completed-code events on the PBX event stream, as tuples of `fields`."""
+    return [tuple(e[f] for f in fields) for _, e in pbx.store.events() if e["type"] == "code"]

@@ -3,11 +3,9 @@ on a unique extension match or on the digit timeout, published on the PBX event 
 digits of a code never reach the other party, other digits do."""
 import socket
 
-import pytest
-
 from conftest import TENANT
 from harness import wait_for
-from dtmf_calls import RELAY, relayed_digits, typed_call
+from dtmf_calls import RELAY, completed_codes, relayed_digits, typed_call
 
 DTMF = "application/dtmf"
 
@@ -17,15 +15,7 @@ def keys(text, ctype=RELAY):
 
 
 def codes(pbx):
-    return [(e["party"], e["ext"], e["code"], e["completed_by"]) for _, e in pbx.store.events()
-            if e["type"] == "code"]
-
-
-@pytest.fixture
-def pbx_transfer(pbx):
-    pbx.store.setting_set(TENANT, "pbx_transfer", "on")
-    pbx.store.ext_add(TENANT, "100")
-    return pbx
+    return completed_codes(pbx, "party", "ext", "code", "completed_by")
 
 
 def test_code_completes_on_hash_and_is_not_relayed(pbx_transfer):

@@ -3,23 +3,13 @@ collects them like INFO digits. While a code is typed, rtpengine holds the typis
 back from the other party (only the leading * has passed); other digits flow as before."""
 import threading
 
-import pytest
-
 from conftest import TENANT
-from dtmf_calls import RELAY, rtp_typed_call, typed_call
-from harness import read_port
+from dtmf_calls import RELAY, completed_codes, rtp_typed_call, typed_call
+from harness import read_port, wait_for
 
 
 def codes(pbx):
-    return [(e["party"], e["code"], e["completed_by"], e["source"]) for _, e in pbx.store.events()
-            if e["type"] == "code"]
-
-
-@pytest.fixture
-def pbx_transfer(pbx):
-    pbx.store.setting_set(TENANT, "pbx_transfer", "on")
-    pbx.store.ext_add(TENANT, "100")
-    return pbx
+    return completed_codes(pbx, "party", "code", "completed_by", "source")
 
 
 def test_code_from_rtp_events_and_only_its_star_reaches_the_other_party(pbx_transfer):
@@ -59,9 +49,14 @@ def test_info_and_rtp_for_the_same_presses_make_one_code(pbx_transfer):
     pbx.store.ext_add(TENANT, "1000")          # *100 waits for #, so every digit must count once
 
     def type_rtp_too(caller):
-        # The phone sends each press both ways: RFC 4733 events at the INFO's pace.
+        # The phone sends each press both ways: an RFC 4733 event as soon as its INFO is out.
         dest = read_port(pbx.workdir, caller.name)
-        threading.Thread(target=caller.media.dtmf, args=(dest, "*100#"),
-                         kwargs={"gap": 0.26}).start()
+
+        def type_along():
+            for n, key in enumerate("*100#"):
+                wait_for(lambda: any(f"CSeq: {10 + n} INFO" in m for m in caller.sent("INFO ")),
+                         timeout=5, interval=0.01, what=f"INFO {n}")
+                caller.media.dtmf(dest, key, gap=0)
+        threading.Thread(target=type_along).start()
     typed_call(pbx, [(k, RELAY) for k in "*100#"], gap_ms=400, hold_ms=1500, during=type_rtp_too)
     assert [c[:3] for c in codes(pbx)] == [("caller", "*100", "#")]
