@@ -141,7 +141,7 @@ def register(port, user, contact_port):
 def sipp(procs, work, name, scenario, *args):
     """Start SIPp with a scenario of bench/; its statistics go to WORK/NAME.csv."""
     argv = ["sipp", "-sf", BENCH / scenario, "-i", "127.0.0.1", "-cp", free_port(),
-            "-mp", free_port(), "-nostdin", "-trace_stat", "-stf", work / f"{name}.csv",
+            "-mp", free_port(4), "-nostdin", "-trace_stat", "-stf", work / f"{name}.csv",
             "-trace_err", "-error_file", work / f"{name}.err", *args]
     return procs.start(argv, work / f"{name}.log", work)
 

@@ -217,18 +217,27 @@ def _signal_group(pgid, sig):
         pass
 
 
-def free_port():
-    """A loopback port free now for both UDP and TCP (Kamailio and SIPp open both)."""
+def free_port(count=1):
+    """A loopback port free now for both UDP and TCP (Kamailio and SIPp open both), with the
+    next count-1 ports free too (SIPp's -mp takes four: audio and video RTP/RTCP)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.bind(("127.0.0.1", 0))
-            port = udp.getsockname()[1]
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            base = udp.getsockname()[1]
+        if base + count > 65536:
+            continue
+        if all(_bindable(port) for port in range(base, base + count)):
+            return base
+
+
+def _bindable(port):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
             try:
-                tcp.bind(("127.0.0.1", port))
-                return port
+                sock.bind(("127.0.0.1", port))
             except OSError:
-                continue
+                return False
+    return True
 
 
 def sip_options(cfg, transport, timeout=1.0):

@@ -35,7 +35,7 @@ class Sipp:
         self.workdir = Path(workdir)
         argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", "127.0.0.1",
                 "-p", str(self.port), "-cp", str(free_port()),
-                "-mp", str(free_port()), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
+                "-mp", str(free_port(4)), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
                 "-timeout_error", "-d", str(duration_ms), "-trace_err", "-trace_msg",
                 "-message_file", str(self.workdir / f"{self.name}.msg"),
                 "-error_file", str(self.workdir / f"{self.name}.err")]
