@@ -98,13 +98,15 @@ def reply(code, reason):
 class Proxy:
     def __init__(self):
         self._store = None      # per process, connected lazily after fork
-        host, _, port = os.environ["VPBX_RTPE_NG"].rpartition(":")
+        # scripts/vpbx passes Kamailio the addresses of Redis and rtpengine's ng socket.
+        host, _, port = os.environ.get("VPBX_RTPE_NG", "127.0.0.1:2223").rpartition(":")
         self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
 
     @property
     def store(self):
         if self._store is None:
-            self._store = Store(None, resp.Client.from_url(os.environ["VPBX_REDIS_URL"]))
+            url = os.environ.get("VPBX_REDIS_URL", "redis://127.0.0.1:16379/0")
+            self._store = Store(None, resp.Client.from_url(url))
         return self._store
 
     def child_init(self, rank):
