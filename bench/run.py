@@ -47,34 +47,6 @@ GOAL = "goal: ratio <= 1.25, <= 3 Redis round trips per basic call"
 
 # ---- processes -------------------------------------------------------------
 
-def group_pids(pgid):
-    """PIDs of the live (non-zombie) processes of a process group, with their /proc/PID/stat
-    fields after the command name (fields[0] is the state, fields[2] the group)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            yield int(entry), fields
-
-
-def kill_group(pgid, timeout=10.0):
-    """SIGTERM the whole group, SIGKILL what is left after `timeout`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout
-        while any(group_pids(pgid)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not any(group_pids(pgid)):
-            return
-
-
 class Processes:
     """Everything this run starts besides the vpbx stack, for cleanup in one place."""
 
@@ -91,7 +63,7 @@ class Processes:
     def stop_all(self):
         for proc in reversed(self.procs):
             if proc.poll() is None:     # once reaped, its PID may belong to someone else
-                kill_group(proc.pid)
+                stack.stop_group(proc.pid)
                 proc.wait()
 
 
@@ -99,7 +71,7 @@ def kamailio_cpu(pgid):
     """CPU time of the whole Kamailio group, in seconds: (utime+stime+cutime+cstime from
     /proc/PID/stat, in clock ticks; the same from /proc/PID/task/*/schedstat, in ns)."""
     ticks, ns = 0, 0
-    for pid, fields in group_pids(pgid):
+    for pid, fields in stack.group_pids(pgid):
         ticks += sum(int(x) for x in fields[11:15])
         try:
             for task in Path(f"/proc/{pid}/task").iterdir():
@@ -159,7 +131,7 @@ def wait(proc, timeout):
     try:
         return proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        kill_group(proc.pid)
+        stack.stop_group(proc.pid)
         return proc.wait()
 
 

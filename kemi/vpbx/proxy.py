@@ -66,6 +66,11 @@ def address(ip, port):
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def sender_side():
+    """Who sent this in-dialog request: the rr ftag parameter (append_fromtag) tells."""
+    return "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
+
+
 def has_sdp():
     return KSR.textops.has_body_type("application/sdp") > 0
 
@@ -173,7 +178,7 @@ class Proxy:
             return
         callid = pv("$ci")
         if KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES:
-            self.route_info_dtmf(callid)
+            self.route_info_dtmf(callid, sender_side())
             return
         if KSR.is_BYE():
             KSR.rtpengine.rtpengine_delete("")
@@ -182,7 +187,7 @@ class Proxy:
             if has_sdp():                    # late offer: the ACK carries the answer
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
         else:
-            side = "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
+            side = sender_side()
             fields = {f"{side}_cseq": pv("$cs")}
             if has_sdp():
                 fields[f"{side}_sdp"] = pv("$rb")
@@ -192,7 +197,7 @@ class Proxy:
             self.store.call_update(callid, fields)
         self.relay()
 
-    def route_info_dtmf(self, callid):
+    def route_info_dtmf(self, callid, side):
         """A key press in SIP INFO: part of a feature code (answered here, not relayed) or
         not (relayed). Answered statefully, so a retransmission is not a second digit."""
         rc = KSR.tm.t_newtran()
@@ -201,7 +206,6 @@ class Proxy:
         if rc < 0:
             KSR.sl.sl_reply_error()
             return
-        side = "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
         ctype, body = pvs("$cT", "$rb")
         try:
             key = dtmf.info_digit(ctype, body)

@@ -119,8 +119,9 @@ def _pidfile(cfg, name):
     return cfg.var / "run" / f"{name}.pid"
 
 
-def _group_alive(pgid):
-    """Is any non-zombie process left in the group?"""
+def group_pids(pgid):
+    """The live (non-zombie) processes of a process group: (pid, /proc/PID/stat fields after
+    the command name; fields[0] is the state, fields[2] the group)."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -130,8 +131,29 @@ def _group_alive(pgid):
         except OSError:
             continue
         if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+            yield int(entry), fields
+
+
+def _group_alive(pgid):
+    return any(group_pids(pgid))
+
+
+def stop_group(pgid, timeout=10.0):
+    """SIGTERM a whole process group, SIGKILL what outlives the timeout.
+    -> "stopped", "killed", or None when nothing of it was running."""
+    if not _group_alive(pgid):
+        return None
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + timeout
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _group_alive(pgid):
+            break
+    return "stopped" if sig == signal.SIGTERM else "killed"
 
 
 def running(cfg):
@@ -188,16 +210,11 @@ def down(cfg, timeout=10.0, say=print):
             pgid = int(pidfile.read_text())
         except (OSError, ValueError):
             continue
-        if _group_alive(pgid):
-            _signal_group(pgid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while _group_alive(pgid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if _group_alive(pgid):
-                _signal_group(pgid, signal.SIGKILL)
-                say(f"{name}: killed (did not stop within {timeout:.0f} s)")
-            else:
-                say(f"{name}: stopped")
+        outcome = stop_group(pgid, timeout)
+        if outcome == "killed":
+            say(f"{name}: killed (did not stop within {timeout:.0f} s)")
+        elif outcome:
+            say(f"{name}: stopped")
         _reap(pgid)
         pidfile.unlink(missing_ok=True)
 
@@ -207,13 +224,6 @@ def _reap(pid):
     try:
         os.waitpid(pid, 0)
     except ChildProcessError:
-        pass
-
-
-def _signal_group(pgid, sig):
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
         pass
 
 
