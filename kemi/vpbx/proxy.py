@@ -13,7 +13,7 @@ import KSR
 
 from . import codes, dtmf, registration, resp, routing, settings
 from .ngclient import NgClient
-from .store import Store
+from .store import SIDES, Store
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
 RTPE_FLAGS = "replace-origin replace-session-connection"
@@ -92,7 +92,9 @@ logging.getLogger("vpbx").addHandler(KamailioLog())
 logging.getLogger("vpbx").setLevel(logging.INFO)
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
-UNBLOCK_DELAY = 0.3     # seconds from a code's end until its typist's RFC 4733 events flow again
+REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
+# rtpengine lifts a guard by itself this long after the * (should the proxy never re-arm it).
+GUARD_MAX_MS = 120_000
 
 
 def reply(code, reason):
@@ -240,24 +242,30 @@ class Proxy:
             KSR.err(f"vpbx: rtp dtmf: {traceback.format_exc()}")
         return 1
 
+    def guard_codes(self, callid, tag):
+        """Arm rtpengine for a party that may type codes: from the party's next `*` on, its
+        RFC 4733 events are dropped towards the other party (and still reported to us) until
+        the proxy arms it again after the code. rtpengine acts on the `*`'s first packet, so
+        at most that start packet (no end packet) of the `*` reaches the other party. Arming
+        also lifts the previous block."""
+        self.ng.command("block DTMF", call_id=callid, from_tag=tag, trigger="*",
+                        DTMF_security_trigger="drop", DTMF_security_trigger_end="off",
+                        trigger_end_time=GUARD_MAX_MS)
+
     def hold_back_rtp_dtmf(self, callid, call, side, outcome):
-        """While a party types a code, rtpengine keeps its RFC 4733 events from the other party
-        (it still reports them). The code's leading * has passed before the PBX saw it; the
-        digits after it are held back. Outside codes, DTMF flows (IVR menus keep working)."""
-        if isinstance(outcome, dtmf.Collecting) and outcome.code == "*":    # a code starts
-            self.ng.command("block DTMF", call_id=callid, from_tag=call[f"rtp_{side}"])
-        elif isinstance(outcome, (dtmf.Complete, dtmf.Discard)):
-            # Not at once: the last digit's trailing end packets are still under way.
-            self.store.schedule_unblock(callid, side, time.time() + UNBLOCK_DELAY)
+        """After a code, the typist's events flow again (until its next `*`): not at once, as
+        the last digit's trailing end packets are still under way."""
+        if isinstance(outcome, (dtmf.Complete, dtmf.Discard)):
+            self.store.schedule_rearm(callid, side, time.time() + REARM_DELAY)
 
     def ksr_dtmf_timer(self, msg, evname=""):
         """rtimer, every 100 ms in its own process: codes whose digit timeout has passed."""
         try:
             for callid, side, what in self.store.dtmf_due(time.time()):
-                if what == "unblock":
+                if what == "rearm":
                     code, tag = self.store.typing(callid, side)
                     if tag and not code:        # no new code started meanwhile
-                        self.ng.command("unblock DTMF", call_id=callid, from_tag=tag)
+                        self.guard_codes(callid, tag)
                     continue
                 ended = codes.expire(self.store, callid, side)
                 if ended:
@@ -397,6 +405,9 @@ class Proxy:
             "rtp_caller": record["caller_tag"], "rtp_callee": tag,
         })
         self.store.call_save(callid, record)
+        for side in SIDES:
+            if codes.may_type_codes(record, side):
+                self.guard_codes(callid, record[f"rtp_{side}"])
 
     def ksr_failure_invite(self, msg):
         try:

@@ -9,7 +9,7 @@ from . import provisioning, resp, settings
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
-DTMF_DUE = PREFIX + "dtmf:due"          # zset  "<call-id> <side>[ unblock]" -> when due
+DTMF_DUE = PREFIX + "dtmf:due"          # zset  "<call-id> <side>[ rearm]" -> when due
 EVENTS = PREFIX + "events"              # stream of PBX events (completed codes, ...)
 EVENTS_MAXLEN = 10000
 
@@ -225,7 +225,7 @@ class Store:
         """The call's record and feature-code state, in one round trip."""
         self.fast.pipeline(("DEL", call_key(callid), *(dtmf_key(callid, side) for side in SIDES)),
                            ("ZREM", DTMF_DUE, *(f"{callid} {side}{what}" for side in SIDES
-                                                for what in ("", " unblock"))))
+                                                for what in ("", " rearm"))))
 
     # ---- feature codes (DTMF) ----------------------------------------------
 
@@ -267,12 +267,12 @@ class Store:
 
     def dtmf_due(self, now, limit=50):
         """Claim what is due -> [(call-id, side, what)]: what is "" for a code's digit timeout,
-        "unblock" for releasing the party's RFC 4733 events after a code."""
+        "rearm" for letting the party's RFC 4733 events flow again after a code."""
         due = self._run(_CLAIM_DUE, DTMF_DUE, repr(now), limit)
         return [tuple((member.split(" ") + [""])[:3]) for member in due]
 
-    def schedule_unblock(self, callid, side, at):
-        self.fast.pipeline(("ZADD", DTMF_DUE, repr(at), f"{callid} {side} unblock"))
+    def schedule_rearm(self, callid, side, at):
+        self.fast.pipeline(("ZADD", DTMF_DUE, repr(at), f"{callid} {side} rearm"))
 
     def typing(self, callid, side):
         """The code a side is typing now ("" when none), and the side's rtpengine tag."""

@@ -8,7 +8,7 @@ import threading
 
 from calls import callee, caller, read_port, register
 from conftest import TENANT
-from harness import PARTIES, RtpPeer, Sipp
+from harness import PARTIES, PAUSE, RtpPeer, Sipp
 
 INFO = """  <send>
     <![CDATA[
@@ -85,14 +85,17 @@ def relayed_digits(party):
 def rtp_typed_call(pbx, digits, *, typist="caller", caller_ext="201", callee_ext="202",
                    from_domain=TENANT, port=None):
     """A call caller_ext -> callee_ext in which `typist` types `digits` as RFC 4733 events
-    while the other party sends audio. -> (typist's peer, listener's peer)."""
+    (a comma pauses) while the other party sends audio. -> (typist's peer, listener's peer)."""
+    typing = len(digits.replace(",", "")) * 0.28 + digits.count(",") * PAUSE
     b = callee(pbx, callee_ext, hold_ms=0)
     register(pbx, callee_ext, b.port).passed()
-    a = caller(pbx, caller_ext, callee_ext, from_domain=from_domain, port=port, hold_ms=3500)
+    a = caller(pbx, caller_ext, callee_ext, from_domain=from_domain, port=port,
+               hold_ms=int(1500 + 1000 * typing))
     dest = {"caller": read_port(pbx.workdir, a.name), "callee": read_port(pbx.workdir, b.name)}
     typist_peer, listener_peer = (a.media, b.media) if typist == "caller" else (b.media, a.media)
     listener = "callee" if typist == "caller" else "caller"
-    audio = threading.Thread(target=listener_peer.exchange, args=(dest[listener], 100))
+    audio = threading.Thread(target=listener_peer.exchange,
+                             args=(dest[listener], int((typing + 0.5) / 0.02)))
     audio.start()
     typist_peer.dtmf(dest[typist], digits)
     audio.join()

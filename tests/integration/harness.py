@@ -101,6 +101,9 @@ class Sipp:
             self.proc.wait()
 
 
+PAUSE = 1.0
+
+
 class RtpPeer:
     """A media endpoint: sends PCMU packets with its own SSRC (and RFC 4733 DTMF events,
     payload type 101) and counts what it receives, by SSRC; received events by digit."""
@@ -112,6 +115,7 @@ class RtpPeer:
         self.port = self.sock.getsockname()[1]
         self.received = Counter()
         self.events = []                # digits of the RFC 4733 events received (end packets)
+        self.event_packets = []         # the digit of every RFC 4733 packet received
         self._ended = set()             # (digit, timestamp) of events already counted
         self.seq, self.ts = 1000, 160000
 
@@ -132,9 +136,12 @@ class RtpPeer:
 
     def dtmf(self, dest_port, digits, interval=0.02, gap=0.12):
         """Type digits as RFC 4733 events (with correct sequence numbers and timestamps),
-        audio in between, as a phone does."""
+        audio in between, as a phone does. A comma is a pause of PAUSE seconds."""
         self.sock.settimeout(interval)
         for digit in digits:
+            if digit == ",":
+                self.exchange(dest_port, int(PAUSE / interval), interval)
+                continue
             event = "0123456789*#ABCD".index(digit)
             start = self.ts
             for i in range(1, 8):                   # 7 x 20 ms, the last 3 with the end bit
@@ -158,8 +165,11 @@ class RtpPeer:
                 continue
             if len(data) >= 12 and data[0] >> 6 == 2:
                 self.received[struct.unpack("!I", data[8:12])[0]] += 1
-                if data[1] & 0x7F == 101 and len(data) >= 16 and data[13] & 0x80:
+                if data[1] & 0x7F == 101 and len(data) >= 16:
                     digit = "0123456789*#ABCD"[data[12]] if data[12] < 16 else "?"
+                    self.event_packets.append(digit)
+                    if not data[13] & 0x80:
+                        continue
                     ts = data[4:8]
                     if (digit, ts) not in self._ended:
                         self._ended.add((digit, ts))

@@ -1,6 +1,6 @@
 """Feature codes typed as RFC 4733 events: rtpengine reports each digit to the proxy, which
-collects them like INFO digits. While a code is typed, rtpengine holds the typist's events
-back from the other party (only the leading * has passed); other digits flow as before."""
+collects them like INFO digits. rtpengine drops the typist's events from a code's * on, so the
+other party gets at most the *'s first packet (no end packet: no digit); other digits flow."""
 import threading
 
 from conftest import TENANT
@@ -12,22 +12,38 @@ def codes(pbx):
     return completed_codes(pbx, "party", "code", "completed_by", "source")
 
 
-def test_code_from_rtp_events_and_only_its_star_reaches_the_other_party(pbx_transfer):
+def not_heard(listener, code, codes=1):
+    """No event of the code ended at the listener; of its packets at most each *'s first."""
+    heard = [d for d in listener.event_packets if d in code]
+    return not set(listener.events) & set(code) and set(heard) <= {"*"} and len(heard) <= codes
+
+
+def test_a_code_from_rtp_events_is_collected_and_not_heard(pbx_transfer):
     _, listener = rtp_typed_call(pbx_transfer, "*100")
     assert codes(pbx_transfer) == [("caller", "*100", "match", "rtp")]
-    assert listener.events == ["*"]
+    assert listener.events == []
+    assert not_heard(listener, "*100")
 
 
 def test_digits_outside_a_code_flow_to_the_other_party(pbx_transfer):
-    _, listener = rtp_typed_call(pbx_transfer, "58*100")
+    _, listener = rtp_typed_call(pbx_transfer, "58*100#")
     assert codes(pbx_transfer) == [("caller", "*100", "match", "rtp")]
-    assert listener.events == ["5", "8", "*"]
+    assert listener.events == ["5", "8"]        # the # after a unique match is dropped too
+    assert not_heard(listener, "*10#")
+
+
+def test_after_a_code_digits_flow_again_and_the_next_code_is_held_back_too(pbx_transfer):
+    _, listener = rtp_typed_call(pbx_transfer, "*100,7*100,9")
+    assert codes(pbx_transfer) == [("caller", "*100", "match", "rtp")] * 2
+    assert listener.events == ["7", "9"]
+    assert not_heard(listener, "*10", codes=2)
 
 
 def test_the_callee_may_type_codes_too(pbx_transfer):
     _, listener = rtp_typed_call(pbx_transfer, "*100", typist="callee")
     assert codes(pbx_transfer) == [("callee", "*100", "match", "rtp")]
-    assert listener.events == ["*"]
+    assert listener.events == []
+    assert not_heard(listener, "*100")
 
 
 def test_setting_off_collects_nothing_and_every_event_flows(pbx):
