@@ -1,0 +1,405 @@
+"""The PBX transfer state machine (pure): step(state, event, rules) -> (state, effects).
+
+One flow for blind and attended transfer. Names: C = the client (transferee), A = the
+transferor (typed the code), B = the target. A call is made of *legs*, one per party: the
+two sides of the original dialog ("caller", "callee") and the dialogs the proxy originates
+("leg1", "leg2", ...). Two legs talk; a transfer adds a third:
+
+    TALKING   --*EXT-->  RINGING (C hears hold media, A ringback, B is called)
+    RINGING   --B answers-->  CONSULT (A talks to B)  --A hangs up-->  TALKING C-B
+    RINGING   --A hangs up-->  BLIND  --B answers-->  TALKING C-B
+    RINGING/CONSULT  --*1, B fails, B hangs up-->  TALKING C-A
+    BLIND     --B fails-->  RECALLING A (then RECALL_WAIT between tries)  --A answers--> TALKING
+    ...       --all tries fail-->  ENDING (C hears a tone)  -->  ENDED
+
+The adapters turn SIP messages, rtpengine reports and timers into events and execute the
+effects; they also decide whether a code's target is valid (`Transfer.refused`).
+"""
+from dataclasses import dataclass, field, replace
+
+TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED = (
+    "talking", "ringing", "consult", "blind", "recalling", "recall_wait", "ending", "ended")
+PHASES = (TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED)
+ORIGINAL = frozenset(("caller", "callee"))      # the legs of the dialog the proxy relays
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Tenant settings the machine needs (seconds)."""
+    no_answer: float = 15.0         # transfer_no_answer_timeout
+    recall: bool = True             # transfer_recall: call A back when a blind transfer fails
+    recall_retries: int = 2         # tries after the first call-back
+    recall_delay: float = 10.0      # between call-back tries
+    tone: float = 1.5               # how long C hears the failure tone before the hang-up
+
+
+@dataclass(frozen=True)
+class State:
+    phase: str = TALKING
+    c: str = "caller"       # the leg that stays (C while a transfer runs)
+    a: str = "callee"       # the leg talking to C (A while a transfer runs); "" once A left
+    b: str = ""             # the leg being called or consulted (B, or A when called back)
+    a_ext: str = ""         # A's extension (for the call-back)
+    b_ext: str = ""
+    recalls_left: int = 0
+    legs: int = 0           # originated legs so far (names leg1, leg2, ...)
+
+
+# ---- events -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Transfer:             # `leg` completed *EXT; refused: why EXT is no valid target, or ""
+    leg: str
+    ext: str
+    leg_ext: str = ""       # the typist's own extension
+    refused: str = ""
+
+
+@dataclass(frozen=True)
+class Return:               # `leg` typed the return code (*1)
+    leg: str
+
+
+@dataclass(frozen=True)
+class Progress:             # 180/183 from an originated leg
+    leg: str
+
+
+@dataclass(frozen=True)
+class Answered:             # 2xx from an originated leg
+    leg: str
+
+
+@dataclass(frozen=True)
+class Failed:               # a final error response for an originated leg
+    leg: str
+    reason: str             # busy, rejected, unavailable, ...
+
+
+@dataclass(frozen=True)
+class Hangup:               # BYE from `leg`
+    leg: str
+
+
+@dataclass(frozen=True)
+class Timeout:              # a timer scheduled with Schedule(kind, leg) is due
+    kind: str               # "no_answer", "recall", "hangup"
+    leg: str = ""
+
+
+# ---- effects ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Hold:                 # cut `leg` off and play it the hold media (music or ringback)
+    leg: str
+
+
+@dataclass(frozen=True)
+class Ringback:             # play `leg` the ringback tone (the transferor while B rings)
+    leg: str
+
+
+@dataclass(frozen=True)
+class Link:                 # `x` and `y` hear each other (media played to them stops)
+    x: str
+    y: str
+
+
+@dataclass(frozen=True)
+class Tone:                 # play `leg` the short failure tone
+    leg: str
+
+
+@dataclass(frozen=True)
+class Call:                 # originate an INVITE to extension `ext` as leg `leg`
+    leg: str
+    ext: str
+    transferor: str         # the leg of A (Referred-By, identity when caller-number is off)
+    recall: bool = False    # a call-back to A: A's phone shows the client's number
+
+
+@dataclass(frozen=True)
+class Cancel:               # CANCEL the ringing originated leg
+    leg: str
+
+
+@dataclass(frozen=True)
+class Bye:                  # the proxy ends `leg`'s dialog with a BYE
+    leg: str
+
+
+@dataclass(frozen=True)
+class Accept:               # answer `leg`'s BYE here, do not relay it
+    leg: str
+
+
+@dataclass(frozen=True)
+class Relay:                # relay the BYE through the original dialog as a proxy does
+    leg: str
+
+
+@dataclass(frozen=True)
+class Drop:                 # `leg` has left: remove its party from the media relay
+    leg: str
+
+
+@dataclass(frozen=True)
+class EndCall:              # nothing left: remove the media call and the PBX state
+    pass
+
+
+@dataclass(frozen=True)
+class Schedule:             # deliver Timeout(kind, leg) after `seconds`
+    kind: str
+    leg: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Publish:              # append a transfer event to the PBX event stream
+    kind: str               # started, ringing, answered, completed, returned, failed, recalled
+    details: dict = field(default_factory=dict)
+
+
+def step(state, event, rules=Rules()):
+    """-> (new state, [effects]). Events that do not apply to the state change nothing."""
+    handler = _HANDLERS.get((state.phase, type(event)))
+    if handler is None:
+        return state, _stale(state, event)
+    return handler(state, event, rules)
+
+
+def _stale(state, event):
+    # A 2xx from a leg the machine gave up on (e.g. it raced the CANCEL): end that dialog.
+    if isinstance(event, Answered) and event.leg != state.b and event.leg.startswith("leg"):
+        return [Bye(event.leg)]
+    return []
+
+
+def _ignore(state, event, rules):
+    return state, _stale(state, event)
+
+
+def spliced(x, y):
+    """Whether legs x and y are joined by the proxy (not the two ends of the original dialog)."""
+    return {x, y} != ORIGINAL
+
+
+def _hang_up_pair(leg, other):
+    """The BYE of `leg` ends the call with `other`."""
+    if spliced(leg, other):
+        return [Accept(leg), Bye(other), EndCall()]
+    return [Relay(leg), EndCall()]
+
+
+def _new_leg(state):
+    n = state.legs + 1
+    return f"leg{n}", n
+
+
+def _failed(state, why, **more):
+    return Publish("failed", {"reason": why, "target": state.b_ext, **more})
+
+
+# ---- TALKING ----------------------------------------------------------------
+
+def talking_transfer(s, e, rules):
+    if e.leg not in (s.a, s.c):
+        return s, []
+    other = s.c if e.leg == s.a else s.a
+    if e.refused:
+        return s, [Tone(e.leg), Publish("failed", {"reason": e.refused, "target": e.ext,
+                                                   "transferor": e.leg})]
+    b, n = _new_leg(s)
+    new = replace(s, phase=RINGING, a=e.leg, c=other, b=b, a_ext=e.leg_ext, b_ext=e.ext, legs=n)
+    return new, [Hold(other), Ringback(e.leg), Call(b, e.ext, transferor=e.leg),
+                 Schedule("no_answer", b, rules.no_answer),
+                 Publish("started", {"transferor": e.leg, "client": other, "target": e.ext})]
+
+
+def talking_hangup(s, e, rules):
+    if e.leg not in (s.a, s.c):
+        return s, []
+    other = s.c if e.leg == s.a else s.a
+    return replace(s, phase=ENDED), _hang_up_pair(e.leg, other)
+
+
+# ---- RINGING: A on, B rings, C on hold --------------------------------------
+
+def ringing_progress(s, e, rules):
+    return s, [Publish("ringing", {"target": s.b_ext})] if e.leg == s.b else []
+
+
+def ringing_answered(s, e, rules):
+    if e.leg != s.b:
+        return s, _stale(s, e)
+    return replace(s, phase=CONSULT), [Link(s.a, s.b), Publish("answered", {"target": s.b_ext})]
+
+
+def _back_to_a(s, effects):
+    return replace(s, phase=TALKING, b="", b_ext=""), effects
+
+
+def ringing_failed(s, e, rules):
+    if e.leg != s.b:
+        return s, []
+    return _back_to_a(s, [Drop(s.b), Link(s.c, s.a), Tone(s.a), _failed(s, e.reason)])
+
+
+def ringing_timeout(s, e, rules):
+    if e.kind != "no_answer" or e.leg != s.b:
+        return s, []
+    return _back_to_a(s, [Cancel(s.b), Drop(s.b), Link(s.c, s.a), Tone(s.a),
+                          _failed(s, "no_answer")])
+
+
+def ringing_return(s, e, rules):
+    if e.leg != s.a:
+        return s, []
+    return _back_to_a(s, [Cancel(s.b), Drop(s.b), Link(s.c, s.a),
+                          Publish("returned", {"target": s.b_ext})])
+
+
+def ringing_hangup(s, e, rules):
+    if e.leg == s.a:            # a blind transfer: C stays on hold until B answers
+        return replace(s, phase=BLIND, a=""), [Accept(s.a), Drop(s.a),
+                                               Publish("blind", {"target": s.b_ext})]
+    if e.leg == s.c:
+        return replace(s, phase=ENDED), [Cancel(s.b), *_hang_up_pair(s.c, s.a),
+                                         _failed(s, "client_hung_up")]
+    return s, []
+
+
+# ---- CONSULT: A talks to B, C on hold ----------------------------------------
+
+def consult_hangup(s, e, rules):
+    if e.leg == s.a:            # attended transfer complete
+        new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="")
+        return new, [Accept(s.a), Drop(s.a), Link(s.c, s.b),
+                     Publish("completed", {"target": s.b_ext, "mode": "attended"})]
+    if e.leg == s.b:
+        return _back_to_a(s, [Accept(s.b), Drop(s.b), Link(s.c, s.a),
+                              Publish("returned", {"target": s.b_ext, "reason": "target_hung_up"})])
+    if e.leg == s.c:            # the consultation goes on as an ordinary call
+        new = replace(s, phase=TALKING, c=s.a, a=s.b, b="", a_ext="", b_ext="")
+        return new, [Accept(s.c), Drop(s.c), _failed(s, "client_hung_up")]
+    return s, []
+
+
+def consult_return(s, e, rules):
+    if e.leg != s.a:
+        return s, []
+    return _back_to_a(s, [Bye(s.b), Drop(s.b), Link(s.c, s.a),
+                          Publish("returned", {"target": s.b_ext})])
+
+
+# ---- BLIND and RECALLING: A has left, C on hold ------------------------------
+
+def blind_answered(s, e, rules):
+    if e.leg != s.b:
+        return s, _stale(s, e)
+    kind = "recalled" if s.phase == RECALLING else "completed"
+    new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="", recalls_left=0)
+    return new, [Link(s.c, s.b), Publish(kind, {"target": s.b_ext, "mode": "blind"})]
+
+
+def _call_back(s, rules, effects, first):
+    """A blind transfer (or a call-back) failed: call A back, wait for the next try, or give up."""
+    left = rules.recall_retries if first else s.recalls_left
+    if first and rules.recall and s.a_ext:
+        b, n = _new_leg(s)
+        new = replace(s, phase=RECALLING, b=b, b_ext=s.a_ext, legs=n, recalls_left=left)
+        return new, effects + [Call(b, s.a_ext, transferor="", recall=True),
+                               Schedule("no_answer", b, rules.no_answer),
+                               Publish("recall", {"target": s.a_ext})]
+    if not first and left > 0:
+        new = replace(s, phase=RECALL_WAIT, b="", recalls_left=left - 1)
+        return new, effects + [Schedule("recall", s.c, rules.recall_delay)]
+    new = replace(s, phase=ENDING, b="")
+    return new, effects + [Tone(s.c), Schedule("hangup", s.c, rules.tone)]
+
+
+def blind_failed(s, e, rules):
+    if e.leg != s.b:
+        return s, []
+    return _call_back(s, rules, [Drop(s.b), _failed(s, e.reason)], first=s.phase == BLIND)
+
+
+def blind_timeout(s, e, rules):
+    if e.kind != "no_answer" or e.leg != s.b:
+        return s, []
+    return _call_back(s, rules, [Cancel(s.b), Drop(s.b), _failed(s, "no_answer")],
+                      first=s.phase == BLIND)
+
+
+def blind_progress(s, e, rules):
+    return s, [Publish("ringing", {"target": s.b_ext})] if e.leg == s.b else []
+
+
+def blind_hangup(s, e, rules):
+    if e.leg != s.c:
+        return s, []
+    return replace(s, phase=ENDED), [Cancel(s.b), Accept(s.c), EndCall(),
+                                     _failed(s, "client_hung_up")]
+
+
+def recall_wait_timeout(s, e, rules):
+    if e.kind != "recall" or e.leg != s.c:
+        return s, []
+    b, n = _new_leg(s)
+    new = replace(s, phase=RECALLING, b=b, b_ext=s.a_ext, legs=n)
+    return new, [Call(b, s.a_ext, transferor="", recall=True),
+                 Schedule("no_answer", b, rules.no_answer), Publish("recall", {"target": s.a_ext})]
+
+
+def c_leaves(s, e, rules):
+    if e.leg != s.c:
+        return s, []
+    return replace(s, phase=ENDED), [Accept(s.c), EndCall()]
+
+
+def ending_timeout(s, e, rules):
+    if e.kind != "hangup" or e.leg != s.c:
+        return s, []
+    return replace(s, phase=ENDED), [Bye(s.c), EndCall()]
+
+
+_HANDLERS = {
+    (TALKING, Transfer): talking_transfer,
+    (TALKING, Hangup): talking_hangup,
+    (RINGING, Progress): ringing_progress,
+    (RINGING, Answered): ringing_answered,
+    (RINGING, Failed): ringing_failed,
+    (RINGING, Timeout): ringing_timeout,
+    (RINGING, Return): ringing_return,
+    (RINGING, Hangup): ringing_hangup,
+    (CONSULT, Hangup): consult_hangup,
+    (CONSULT, Return): consult_return,
+    (BLIND, Answered): blind_answered,
+    (BLIND, Failed): blind_failed,
+    (BLIND, Timeout): blind_timeout,
+    (BLIND, Progress): blind_progress,
+    (BLIND, Hangup): blind_hangup,
+    (RECALLING, Answered): blind_answered,
+    (RECALLING, Failed): blind_failed,
+    (RECALLING, Timeout): blind_timeout,
+    (RECALLING, Progress): blind_progress,
+    (RECALLING, Hangup): blind_hangup,
+    (RECALL_WAIT, Timeout): recall_wait_timeout,
+    (RECALL_WAIT, Hangup): c_leaves,
+    (ENDING, Timeout): ending_timeout,
+    (ENDING, Hangup): c_leaves,
+}
+
+
+# ---- persistence (flat string fields for a Redis hash) -----------------------
+
+def to_fields(state):
+    return {k: str(v) for k, v in state.__dict__.items()}
+
+
+def from_fields(fields):
+    if not fields:
+        return State()
+    base = State()
+    return State(**{k: type(getattr(base, k))(fields[k]) for k in base.__dict__ if k in fields})

@@ -1,0 +1,270 @@
+"""The transfer state machine: every flow of the issue, and every phase x event pair."""
+import dataclasses
+import itertools
+
+import pytest
+
+from vpbx import transfer as t
+from vpbx.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
+                           Hold, Link, Progress, Publish, Relay, Return, Ringback, Rules,
+                           Schedule, State, Timeout, Tone, Transfer)
+
+RULES = Rules(no_answer=15, recall=True, recall_retries=2, recall_delay=10, tone=1.5)
+# C is the caller of the original dialog, A (extension 201) the callee; B is extension 100.
+START = State(c="caller", a="callee")
+
+
+def run(*events, state=START, rules=RULES):
+    """Apply events in turn -> (final state, [effects of each step])."""
+    steps = []
+    for event in events:
+        state, effects = t.step(state, event, rules)
+        steps.append(effects)
+    return state, steps
+
+
+def kinds(effects):
+    return [e.kind for e in effects if isinstance(e, Publish)]
+
+
+def without_publish(effects):
+    return [e for e in effects if not isinstance(e, Publish)]
+
+
+STARTED = Transfer("callee", "100", leg_ext="201")
+
+
+def test_a_code_starts_the_transfer():
+    state, (effects,) = run(STARTED)
+    assert state == State(phase=t.RINGING, c="caller", a="callee", b="leg1", a_ext="201",
+                          b_ext="100", legs=1)
+    assert without_publish(effects) == [Hold("caller"), Ringback("callee"),
+                                        Call("leg1", "100", transferor="callee"),
+                                        Schedule("no_answer", "leg1", 15)]
+    assert effects[-1] == Publish("started", {"transferor": "callee", "client": "caller",
+                                              "target": "100"})
+
+
+def test_the_caller_may_be_the_transferor():
+    state, _ = run(Transfer("caller", "100"))
+    assert (state.a, state.c) == ("caller", "callee")
+
+
+def test_an_invalid_target_gives_a_tone_and_nothing_else():
+    state, (effects,) = run(Transfer("callee", "999", refused="no_such_extension"))
+    assert state == START
+    assert effects[0] == Tone("callee") and kinds(effects) == ["failed"]
+
+
+def test_blind_transfer():
+    state, steps = run(STARTED, Progress("leg1"), Hangup("callee"), Answered("leg1"))
+    assert kinds(steps[1]) == ["ringing"]
+    assert without_publish(steps[2]) == [Accept("callee"), Drop("callee")]
+    assert without_publish(steps[3]) == [Link("caller", "leg1")]
+    assert kinds(steps[3]) == ["completed"]
+    assert (state.phase, state.c, state.a, state.b) == (t.TALKING, "caller", "leg1", "")
+
+
+def test_attended_transfer():
+    state, steps = run(STARTED, Answered("leg1"), Hangup("callee"))
+    assert without_publish(steps[1]) == [Link("callee", "leg1")]
+    assert state.phase == t.TALKING and (state.c, state.a) == ("caller", "leg1")
+    assert without_publish(steps[2]) == [Accept("callee"), Drop("callee"), Link("caller", "leg1")]
+    assert kinds(steps[2]) == ["completed"]
+
+
+def test_return_while_b_rings():
+    state, steps = run(STARTED, Return("callee"))
+    assert without_publish(steps[1]) == [Cancel("leg1"), Drop("leg1"), Link("caller", "callee")]
+    assert state == dataclasses.replace(START, a_ext="201", legs=1)
+    assert kinds(steps[1]) == ["returned"]
+
+
+def test_return_during_consultation():
+    state, steps = run(STARTED, Answered("leg1"), Return("callee"))
+    assert without_publish(steps[2]) == [Bye("leg1"), Drop("leg1"), Link("caller", "callee")]
+    assert state.phase == t.TALKING and (state.c, state.a, state.b) == ("caller", "callee", "")
+
+
+@pytest.mark.parametrize("reason", ["busy", "rejected", "unavailable"])
+def test_b_fails_while_a_is_on(reason):
+    state, steps = run(STARTED, Failed("leg1", reason))
+    assert without_publish(steps[1]) == [Drop("leg1"), Link("caller", "callee"), Tone("callee")]
+    assert steps[1][-1] == Publish("failed", {"reason": reason, "target": "100"})
+    assert state.phase == t.TALKING and state.a == "callee"
+
+
+def test_b_does_not_answer_in_time():
+    state, steps = run(STARTED, Timeout("no_answer", "leg1"))
+    assert without_publish(steps[1]) == [Cancel("leg1"), Drop("leg1"), Link("caller", "callee"),
+                                         Tone("callee")]
+    assert state.phase == t.TALKING
+
+
+def test_a_stale_timer_changes_nothing():
+    state, steps = run(STARTED, Return("callee"), STARTED, Timeout("no_answer", "leg1"))
+    assert state.phase == t.RINGING and state.b == "leg2" and steps[3] == []
+
+
+def test_b_hangs_up_during_consultation():
+    state, steps = run(STARTED, Answered("leg1"), Hangup("leg1"))
+    assert without_publish(steps[2]) == [Accept("leg1"), Drop("leg1"), Link("caller", "callee")]
+    assert state.phase == t.TALKING and state.a == "callee"
+
+
+def test_c_hangs_up_while_b_rings():
+    state, steps = run(STARTED, Hangup("caller"))
+    # A and C are the two ends of the original dialog: C's BYE goes on to A.
+    assert without_publish(steps[1]) == [Cancel("leg1"), Relay("caller"), EndCall()]
+    assert state.phase == t.ENDED
+
+
+def test_c_hangs_up_during_consultation_and_a_talks_on_with_b():
+    state, steps = run(STARTED, Answered("leg1"), Hangup("caller"))
+    assert without_publish(steps[2]) == [Accept("caller"), Drop("caller")]
+    assert state.phase == t.TALKING and {state.c, state.a} == {"callee", "leg1"}
+    state, (effects,) = run(Hangup("callee"), state=state)
+    assert effects == [Accept("callee"), Bye("leg1"), EndCall()]
+
+
+def test_c_hangs_up_during_a_blind_transfer():
+    state, steps = run(STARTED, Hangup("callee"), Hangup("caller"))
+    assert without_publish(steps[2]) == [Cancel("leg1"), Accept("caller"), EndCall()]
+    assert state.phase == t.ENDED
+
+
+def test_after_a_transfer_a_bye_from_either_side_ends_the_other():
+    done, _ = run(STARTED, Hangup("callee"), Answered("leg1"))
+    assert t.step(done, Hangup("caller"), RULES)[1] == [Accept("caller"), Bye("leg1"), EndCall()]
+    assert t.step(done, Hangup("leg1"), RULES)[1] == [Accept("leg1"), Bye("caller"), EndCall()]
+
+
+def test_an_untouched_call_ends_as_a_proxy_ends_it():
+    assert t.step(START, Hangup("callee"), RULES) == (
+        dataclasses.replace(START, phase=t.ENDED), [Relay("callee"), EndCall()])
+
+
+def test_b_transfers_the_client_on():
+    done, _ = run(STARTED, Hangup("callee"), Answered("leg1"))
+    state, (effects,) = run(Transfer("leg1", "102", leg_ext="100"), state=done)
+    assert (state.phase, state.a, state.c, state.b) == (t.RINGING, "leg1", "caller", "leg2")
+    assert Call("leg2", "102", transferor="leg1") in effects
+    state, steps = run(Answered("leg2"), Hangup("leg1"), state=state)
+    assert without_publish(steps[1]) == [Accept("leg1"), Drop("leg1"), Link("caller", "leg2")]
+
+
+def test_failed_blind_transfer_calls_a_back():
+    state, steps = run(STARTED, Hangup("callee"), Failed("leg1", "busy"), Progress("leg2"),
+                       Answered("leg2"))
+    assert without_publish(steps[2]) == [Drop("leg1"), Call("leg2", "201", transferor="",
+                                                             recall=True),
+                                         Schedule("no_answer", "leg2", 15)]
+    assert kinds(steps[2]) == ["failed", "recall"]
+    assert without_publish(steps[4]) == [Link("caller", "leg2")]
+    assert kinds(steps[4]) == ["recalled"]
+    assert (state.phase, state.c, state.a) == (t.TALKING, "caller", "leg2")
+
+
+def test_call_backs_are_retried_then_c_hears_a_tone_and_is_hung_up():
+    state, steps = run(STARTED, Hangup("callee"), Timeout("no_answer", "leg1"),  # call-back leg2
+                       Failed("leg2", "busy"), Timeout("recall", "caller"),                  # retry 1: leg3
+                       Timeout("no_answer", "leg3"), Timeout("recall", "caller"),            # retry 2: leg4
+                       Failed("leg4", "unavailable"), Timeout("hangup", "caller"))
+    assert Cancel("leg1") in steps[2] and Call("leg2", "201", "", True) in steps[2]
+    assert Schedule("recall", "caller", 10) in steps[3]
+    assert Call("leg3", "201", "", True) in steps[4]
+    assert Cancel("leg3") in steps[5]
+    assert Call("leg4", "201", "", True) in steps[6]
+    assert without_publish(steps[7]) == [Drop("leg4"), Tone("caller"),
+                                         Schedule("hangup", "caller", 1.5)]
+    assert steps[8] == [Bye("caller"), EndCall()]
+    assert state.phase == t.ENDED
+
+
+def test_without_call_back_a_failed_blind_transfer_ends_with_a_tone():
+    rules = dataclasses.replace(RULES, recall=False)
+    state, steps = run(STARTED, Hangup("callee"), Failed("leg1", "busy"), rules=rules)
+    assert without_publish(steps[2]) == [Drop("leg1"), Tone("caller"),
+                                         Schedule("hangup", "caller", 1.5)]
+    assert state.phase == t.ENDING
+
+
+def test_c_may_hang_up_while_waiting_for_the_call_back():
+    state, _ = run(STARTED, Hangup("callee"), Failed("leg1", "busy"), Failed("leg2", "busy"))
+    assert state.phase == t.RECALL_WAIT
+    assert t.step(state, Hangup("caller"), RULES)[1] == [Accept("caller"), EndCall()]
+
+
+def test_a_200_that_raced_the_cancel_is_hung_up():
+    state, steps = run(STARTED, Return("callee"), Answered("leg1"))
+    assert steps[2] == [Bye("leg1")] and state.phase == t.TALKING
+
+
+def test_codes_during_a_transfer_other_than_return_are_ignored():
+    ringing, _ = run(STARTED)
+    assert t.step(ringing, Transfer("callee", "102"), RULES) == (ringing, [])
+    assert t.step(ringing, Return("caller"), RULES) == (ringing, [])
+
+
+def test_state_survives_the_round_trip_through_redis_fields():
+    state, _ = run(STARTED, Hangup("callee"), Failed("leg1", "busy"))
+    fields = t.to_fields(state)
+    assert all(isinstance(v, str) for v in fields.values())
+    assert t.from_fields(fields) == state
+    assert t.from_fields({}) == State()
+
+
+# ---- every phase x every event: the machine never breaks ------------------------
+
+LEGS = ("caller", "callee", "leg1", "leg2", "nobody")
+EVENTS = ([Transfer(leg, "100", "201") for leg in LEGS]
+          + [Transfer(leg, "999", "201", refused="no_such_extension") for leg in LEGS]
+          + [Return(leg) for leg in LEGS] + [Progress(leg) for leg in LEGS]
+          + [Answered(leg) for leg in LEGS] + [Failed(leg, "busy") for leg in LEGS]
+          + [Hangup(leg) for leg in LEGS]
+          + [Timeout(kind, leg) for kind in ("no_answer", "recall", "hangup") for leg in LEGS + ("",)])
+STATES = {
+    t.TALKING: START,
+    t.RINGING: run(STARTED)[0],
+    t.CONSULT: run(STARTED, Answered("leg1"))[0],
+    t.BLIND: run(STARTED, Hangup("callee"))[0],
+    t.RECALLING: run(STARTED, Hangup("callee"), Failed("leg1", "busy"))[0],
+    t.RECALL_WAIT: run(STARTED, Hangup("callee"), Failed("leg1", "busy"), Failed("leg2", "x"))[0],
+    t.ENDING: run(STARTED, Hangup("callee"), Failed("leg1", "busy"), rules=Rules(recall=False))[0],
+    t.ENDED: run(Hangup("caller"))[0],
+}
+EFFECTS = (Hold, Ringback, Link, Tone, Call, Cancel, Bye, Accept, Relay, Drop, EndCall, Schedule,
+           Publish)
+
+
+def test_the_fixtures_cover_every_phase():
+    assert set(STATES) == set(t.PHASES)
+    assert all(STATES[phase].phase == phase for phase in STATES)
+
+
+@pytest.mark.parametrize("phase,event", itertools.product(t.PHASES, EVENTS), ids=str)
+def test_every_phase_and_event(phase, event):
+    state = STATES[phase]
+    new, effects = t.step(state, event, RULES)
+    assert new.phase in t.PHASES
+    assert all(isinstance(e, EFFECTS) for e in effects)
+    legs_now = {state.a, state.b, state.c} - {""}
+    # A leg the call does not know is never touched, except to hang up a stray answered leg.
+    if getattr(event, "leg", "") not in legs_now:
+        assert new == state
+        assert effects in ([], [Bye(event.leg)])
+    # A finished call stays finished and does nothing.
+    if phase == t.ENDED:
+        assert (new, effects) == (state, [] if not isinstance(event, Answered)
+                                  or not event.leg.startswith("leg") else [Bye(event.leg)])
+    # The call ends only with an EndCall effect, and every EndCall ends it.
+    if phase != t.ENDED:
+        assert (new.phase == t.ENDED) == any(isinstance(e, EndCall) for e in effects)
+    # Every Call is followed by its no-answer timer.
+    for e in effects:
+        if isinstance(e, Call):
+            assert Schedule("no_answer", e.leg, RULES.no_answer) in effects
+    # Whoever is on hold or gets a tone is a leg of the call.
+    for e in effects:
+        if isinstance(e, (Hold, Ringback, Tone)):
+            assert e.leg in legs_now | {new.b}
