@@ -8,7 +8,7 @@ two sides of the original dialog ("caller", "callee") and the dialogs the proxy 
     TALKING   --*EXT-->  RINGING (C hears hold media, A ringback, B is called)
     RINGING   --B answers-->  CONSULT (A talks to B)  --A hangs up-->  TALKING C-B
     RINGING   --A hangs up-->  BLIND  --B answers-->  TALKING C-B
-    RINGING/CONSULT  --*1, B fails, B hangs up-->  TALKING C-A
+    RINGING/CONSULT  --*1, B fails (A hears a tone first), B hangs up-->  TALKING C-A
     BLIND     --B fails-->  RECALLING A (then RECALL_WAIT between tries)  --A answers--> TALKING
     ...       --all tries fail-->  ENDING (C hears a tone)  -->  ENDED
 
@@ -30,7 +30,7 @@ class Rules:
     recall: bool = True             # transfer_recall: call A back when a blind transfer fails
     recall_retries: int = 2         # tries after the first call-back
     recall_delay: float = 10.0      # between call-back tries
-    tone: float = 1.5               # how long C hears the failure tone before the hang-up
+    tone: float = 1.5               # the failure tone's length (then A is back, or C hung up)
 
 
 @dataclass(frozen=True)
@@ -83,15 +83,16 @@ class Hangup:               # BYE from `leg`
 
 @dataclass(frozen=True)
 class Timeout:              # a timer scheduled with Schedule(kind, leg) is due
-    kind: str               # "no_answer", "recall", "hangup"
+    kind: str               # "no_answer", "relink", "recall", "hangup"
     leg: str = ""
 
 
 # ---- effects ----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Hold:                 # cut `leg` off and play it the hold media (music or ringback)
-    leg: str
+class Hold:                 # play `leg` the hold media (music or ringback); `mute` legs are
+    leg: str                # no longer heard by it (nor their DTMF)
+    mute: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,8 @@ class Ringback:             # play `leg` the ringback tone (the transferor while
 
 
 @dataclass(frozen=True)
-class Link:                 # `x` and `y` hear each other (media played to them stops)
-    x: str
+class Link:                 # `x` and `y` hear each other and nobody else (media played to
+    x: str                  # them stops)
     y: str
 
 
@@ -111,10 +112,11 @@ class Tone:                 # play `leg` the short failure tone
 
 
 @dataclass(frozen=True)
-class Call:                 # originate an INVITE to extension `ext` as leg `leg`
-    leg: str
+class Call:                 # originate an INVITE to extension `ext` as leg `leg`, its media
+    leg: str                # offered from `client`'s (and not heard by anyone yet)
     ext: str
-    transferor: str         # the leg of A (Referred-By, identity when caller-number is off)
+    client: str
+    transferor: str = ""    # the leg of A (Referred-By, identity when caller-number is off)
     recall: bool = False    # a call-back to A: A's phone shows the client's number
 
 
@@ -139,7 +141,7 @@ class Relay:                # relay the BYE through the original dialog as a pro
 
 
 @dataclass(frozen=True)
-class Drop:                 # `leg` has left: remove its party from the media relay
+class Drop:                 # `leg` has left: nobody hears it, it hears nothing
     leg: str
 
 
@@ -212,9 +214,16 @@ def talking_transfer(s, e, rules):
                                                    "transferor": e.leg})]
     b, n = _new_leg(s)
     new = replace(s, phase=RINGING, a=e.leg, c=other, b=b, a_ext=e.leg_ext, b_ext=e.ext, legs=n)
-    return new, [Hold(other), Ringback(e.leg), Call(b, e.ext, transferor=e.leg),
-                 Schedule("no_answer", b, rules.no_answer),
+    return new, [Call(b, e.ext, client=other, transferor=e.leg), Hold(other, mute=(e.leg,)),
+                 Ringback(e.leg), Schedule("no_answer", b, rules.no_answer),
                  Publish("started", {"transferor": e.leg, "client": other, "target": e.ext})]
+
+
+def talking_relink(s, e, rules):
+    """The failure tone has been played to A: A and C talk again."""
+    if e.kind != "relink" or e.leg != s.a:
+        return s, []
+    return s, [Link(s.c, s.a)]
 
 
 def talking_hangup(s, e, rules):
@@ -240,17 +249,22 @@ def _back_to_a(s, effects):
     return replace(s, phase=TALKING, b="", b_ext=""), effects
 
 
+def _failed_back_to_a(s, rules, why, effects):
+    """A hears the failure tone (C still hears the hold media), then A and C talk again."""
+    return _back_to_a(s, effects + [Drop(s.b), Tone(s.a), Schedule("relink", s.a, rules.tone),
+                                    _failed(s, why)])
+
+
 def ringing_failed(s, e, rules):
     if e.leg != s.b:
         return s, []
-    return _back_to_a(s, [Drop(s.b), Link(s.c, s.a), Tone(s.a), _failed(s, e.reason)])
+    return _failed_back_to_a(s, rules, e.reason, [])
 
 
 def ringing_timeout(s, e, rules):
     if e.kind != "no_answer" or e.leg != s.b:
         return s, []
-    return _back_to_a(s, [Cancel(s.b), Drop(s.b), Link(s.c, s.a), Tone(s.a),
-                          _failed(s, "no_answer")])
+    return _failed_back_to_a(s, rules, "no_answer", [Cancel(s.b)])
 
 
 def ringing_return(s, e, rules):
@@ -309,7 +323,7 @@ def _call_back(s, rules, effects, first):
     if first and rules.recall and s.a_ext:
         b, n = _new_leg(s)
         new = replace(s, phase=RECALLING, b=b, b_ext=s.a_ext, legs=n, recalls_left=left)
-        return new, effects + [Call(b, s.a_ext, transferor="", recall=True),
+        return new, effects + [Call(b, s.a_ext, client=s.c, recall=True),
                                Schedule("no_answer", b, rules.no_answer),
                                Publish("recall", {"target": s.a_ext})]
     if not first and left > 0:
@@ -348,7 +362,7 @@ def recall_wait_timeout(s, e, rules):
         return s, []
     b, n = _new_leg(s)
     new = replace(s, phase=RECALLING, b=b, b_ext=s.a_ext, legs=n)
-    return new, [Call(b, s.a_ext, transferor="", recall=True),
+    return new, [Call(b, s.a_ext, client=s.c, recall=True),
                  Schedule("no_answer", b, rules.no_answer), Publish("recall", {"target": s.a_ext})]
 
 
@@ -367,6 +381,7 @@ def ending_timeout(s, e, rules):
 _HANDLERS = {
     (TALKING, Transfer): talking_transfer,
     (TALKING, Hangup): talking_hangup,
+    (TALKING, Timeout): talking_relink,
     (RINGING, Progress): ringing_progress,
     (RINGING, Answered): ringing_answered,
     (RINGING, Failed): ringing_failed,

@@ -38,8 +38,8 @@ def test_a_code_starts_the_transfer():
     state, (effects,) = run(STARTED)
     assert state == State(phase=t.RINGING, c="caller", a="callee", b="leg1", a_ext="201",
                           b_ext="100", legs=1)
-    assert without_publish(effects) == [Hold("caller"), Ringback("callee"),
-                                        Call("leg1", "100", transferor="callee"),
+    assert without_publish(effects) == [Call("leg1", "100", client="caller", transferor="callee"),
+                                        Hold("caller", mute=("callee",)), Ringback("callee"),
                                         Schedule("no_answer", "leg1", 15)]
     assert effects[-1] == Publish("started", {"transferor": "callee", "client": "caller",
                                               "target": "100"})
@@ -87,17 +87,19 @@ def test_return_during_consultation():
 
 
 @pytest.mark.parametrize("reason", ["busy", "rejected", "unavailable"])
-def test_b_fails_while_a_is_on(reason):
-    state, steps = run(STARTED, Failed("leg1", reason))
-    assert without_publish(steps[1]) == [Drop("leg1"), Link("caller", "callee"), Tone("callee")]
+def test_b_fails_while_a_is_on_a_hears_a_tone_then_talks_to_c_again(reason):
+    state, steps = run(STARTED, Failed("leg1", reason), Timeout("relink", "callee"))
+    assert without_publish(steps[1]) == [Drop("leg1"), Tone("callee"),
+                                         Schedule("relink", "callee", 1.5)]
     assert steps[1][-1] == Publish("failed", {"reason": reason, "target": "100"})
+    assert steps[2] == [Link("caller", "callee")]
     assert state.phase == t.TALKING and state.a == "callee"
 
 
 def test_b_does_not_answer_in_time():
     state, steps = run(STARTED, Timeout("no_answer", "leg1"))
-    assert without_publish(steps[1]) == [Cancel("leg1"), Drop("leg1"), Link("caller", "callee"),
-                                         Tone("callee")]
+    assert without_publish(steps[1]) == [Cancel("leg1"), Drop("leg1"), Tone("callee"),
+                                         Schedule("relink", "callee", 1.5)]
     assert state.phase == t.TALKING
 
 
@@ -148,7 +150,7 @@ def test_b_transfers_the_client_on():
     done, _ = run(STARTED, Hangup("callee"), Answered("leg1"))
     state, (effects,) = run(Transfer("leg1", "102", leg_ext="100"), state=done)
     assert (state.phase, state.a, state.c, state.b) == (t.RINGING, "leg1", "caller", "leg2")
-    assert Call("leg2", "102", transferor="leg1") in effects
+    assert Call("leg2", "102", client="caller", transferor="leg1") in effects
     state, steps = run(Answered("leg2"), Hangup("leg1"), state=state)
     assert without_publish(steps[1]) == [Accept("leg1"), Drop("leg1"), Link("caller", "leg2")]
 
@@ -156,8 +158,8 @@ def test_b_transfers_the_client_on():
 def test_failed_blind_transfer_calls_a_back():
     state, steps = run(STARTED, Hangup("callee"), Failed("leg1", "busy"), Progress("leg2"),
                        Answered("leg2"))
-    assert without_publish(steps[2]) == [Drop("leg1"), Call("leg2", "201", transferor="",
-                                                             recall=True),
+    assert without_publish(steps[2]) == [Drop("leg1"),
+                                         Call("leg2", "201", client="caller", recall=True),
                                          Schedule("no_answer", "leg2", 15)]
     assert kinds(steps[2]) == ["failed", "recall"]
     assert without_publish(steps[4]) == [Link("caller", "leg2")]
@@ -170,11 +172,11 @@ def test_call_backs_are_retried_then_c_hears_a_tone_and_is_hung_up():
                        Failed("leg2", "busy"), Timeout("recall", "caller"),                  # retry 1: leg3
                        Timeout("no_answer", "leg3"), Timeout("recall", "caller"),            # retry 2: leg4
                        Failed("leg4", "unavailable"), Timeout("hangup", "caller"))
-    assert Cancel("leg1") in steps[2] and Call("leg2", "201", "", True) in steps[2]
+    assert Cancel("leg1") in steps[2] and Call("leg2", "201", "caller", recall=True) in steps[2]
     assert Schedule("recall", "caller", 10) in steps[3]
-    assert Call("leg3", "201", "", True) in steps[4]
+    assert Call("leg3", "201", "caller", recall=True) in steps[4]
     assert Cancel("leg3") in steps[5]
-    assert Call("leg4", "201", "", True) in steps[6]
+    assert Call("leg4", "201", "caller", recall=True) in steps[6]
     assert without_publish(steps[7]) == [Drop("leg4"), Tone("caller"),
                                          Schedule("hangup", "caller", 1.5)]
     assert steps[8] == [Bye("caller"), EndCall()]
@@ -222,7 +224,8 @@ EVENTS = ([Transfer(leg, "100", "201") for leg in LEGS]
           + [Return(leg) for leg in LEGS] + [Progress(leg) for leg in LEGS]
           + [Answered(leg) for leg in LEGS] + [Failed(leg, "busy") for leg in LEGS]
           + [Hangup(leg) for leg in LEGS]
-          + [Timeout(kind, leg) for kind in ("no_answer", "recall", "hangup") for leg in LEGS + ("",)])
+          + [Timeout(kind, leg) for kind in ("no_answer", "relink", "recall", "hangup")
+             for leg in LEGS + ("",)])
 STATES = {
     t.TALKING: START,
     t.RINGING: run(STARTED)[0],
@@ -264,7 +267,13 @@ def test_every_phase_and_event(phase, event):
     for e in effects:
         if isinstance(e, Call):
             assert Schedule("no_answer", e.leg, RULES.no_answer) in effects
-    # Whoever is on hold or gets a tone is a leg of the call.
+    # Whoever is on hold or gets a tone is a leg of the call; media is offered from the client.
     for e in effects:
         if isinstance(e, (Hold, Ringback, Tone)):
             assert e.leg in legs_now | {new.b}
+        if isinstance(e, Call):
+            assert e.client == new.c
+    # A transfer never puts the client's own leg on a call or links a leg with itself.
+    for e in effects:
+        if isinstance(e, Link):
+            assert e.x != e.y
