@@ -12,6 +12,7 @@ import traceback
 import KSR
 
 from . import codes, dtmf, registration, resp, routing, settings
+from .media import Media
 from .ngclient import NgClient
 from .store import SIDES, Store
 
@@ -93,8 +94,6 @@ logging.getLogger("vpbx").setLevel(logging.INFO)
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
-# rtpengine lifts a guard by itself this long after the * (should the proxy never re-arm it).
-GUARD_MAX_MS = 120_000
 
 
 def reply(code, reason):
@@ -242,16 +241,6 @@ class Proxy:
             KSR.err(f"vpbx: rtp dtmf: {traceback.format_exc()}")
         return 1
 
-    def guard_codes(self, callid, tag):
-        """Arm rtpengine for a party that may type codes: from the party's next `*` on, its
-        RFC 4733 events are dropped towards the other party (and still reported to us) until
-        the proxy arms it again after the code. rtpengine acts on the `*`'s first packet, so
-        at most that start packet (no end packet) of the `*` reaches the other party. Arming
-        also lifts the previous block."""
-        self.ng.command("block DTMF", call_id=callid, from_tag=tag, trigger="*",
-                        DTMF_security_trigger="drop", DTMF_security_trigger_end="off",
-                        trigger_end_time=GUARD_MAX_MS)
-
     def hold_back_rtp_dtmf(self, callid, call, side, outcome):
         """After a code, the typist's events flow again (until its next `*`): not at once, as
         the last digit's trailing end packets are still under way."""
@@ -265,7 +254,7 @@ class Proxy:
                 if what == "rearm":
                     code, tag = self.store.typing(callid, side)
                     if tag and not code:        # no new code started meanwhile
-                        self.guard_codes(callid, tag)
+                        Media(self.ng, callid).guard(tag)
                     continue
                 ended = codes.expire(self.store, callid, side)
                 if ended:
@@ -407,7 +396,7 @@ class Proxy:
         self.store.call_save(callid, record)
         for side in SIDES:
             if codes.may_type_codes(record, side):
-                self.guard_codes(callid, record[f"rtp_{side}"])
+                Media(self.ng, callid).guard(record[f"rtp_{side}"])
 
     def ksr_failure_invite(self, msg):
         try:

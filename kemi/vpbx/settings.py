@@ -27,6 +27,21 @@ SETTINGS = {
     "transfer_digit_timeout": Setting(
         "int", 3, "Seconds after the last digit before a feature code without # completes.",
         low=1, high=30),
+    "transfer_no_answer_timeout": Setting(
+        "int", 15, "Seconds the transfer target may ring before the transfer fails.",
+        low=5, high=120),
+    "transfer_recall": Setting(
+        "bool", True, "Call the transferor back when a blind transfer fails."),
+    "transfer_recall_retries": Setting(
+        "int", 2, "Further call-back tries after the first one fails.", low=0, high=5),
+    "transfer_recall_delay": Setting(
+        "int", 10, "Seconds between call-back tries.", low=1, high=120),
+    "transfer_ringback_hz": Setting(
+        "int", 425, "Frequency of the ringback tone (Hz).", low=300, high=3000),
+    "transfer_ringback_on_ms": Setting(
+        "int", 1000, "Ringback cadence: tone length (ms).", low=100, high=5000),
+    "transfer_ringback_off_ms": Setting(
+        "int", 4000, "Ringback cadence: pause length (ms).", low=0, high=10000),
 }
 
 _TRUE = {"on", "yes", "true", "1"}

@@ -6,7 +6,7 @@ import struct
 import subprocess
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from vpbx.stack import free_port  # noqa: F401  (re-exported for the tests)
@@ -114,6 +114,7 @@ class RtpPeer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.received = Counter()
+        self.audio = defaultdict(bytearray)     # PCMU payloads received, by SSRC
         self.events = []                # digits of the RFC 4733 events received (end packets)
         self.event_packets = []         # the digit of every RFC 4733 packet received
         self._ended = set()             # (digit, timestamp) of events already counted
@@ -164,7 +165,10 @@ class RtpPeer:
             except socket.timeout:
                 continue
             if len(data) >= 12 and data[0] >> 6 == 2:
-                self.received[struct.unpack("!I", data[8:12])[0]] += 1
+                ssrc = struct.unpack("!I", data[8:12])[0]
+                self.received[ssrc] += 1
+                if data[1] & 0x7F == 0:
+                    self.audio[ssrc] += data[12 + 4 * (data[0] & 0x0F):]
                 if data[1] & 0x7F == 101 and len(data) >= 16:
                     digit = "0123456789*#ABCD"[data[12]] if data[12] < 16 else "?"
                     self.event_packets.append(digit)
@@ -174,8 +178,18 @@ class RtpPeer:
                     if (digit, ts) not in self._ended:
                         self._ended.add((digit, ts))
                         self.events.append(digit)
+    def samples(self, ssrc):
+        """The linear samples of the PCMU audio received from `ssrc`."""
+        return [ulaw_decode(b) for b in self.audio[ssrc]]
+
     def close(self):
         self.sock.close()
+
+
+def ulaw_decode(byte):
+    byte = ~byte & 0xFF
+    magnitude = ((((byte & 0x0F) << 3) + 0x84) << ((byte & 0x70) >> 4)) - 0x84
+    return -magnitude if byte & 0x80 else magnitude
 
 
 def exchange_media(*pairs):
