@@ -21,7 +21,15 @@ def rules(call):
     return dtmf.Rules(timeout=float(call.get("transfer_digit_timeout") or 3))
 
 
-def digit(store, callid, side, key, source, now=None, instant=frozenset(), rtp_tag=None):
+RETURN = frozenset({"1"})
+
+
+def instant_codes(call):
+    """While a transfer runs, *1 (return) acts at once: no waiting for # or the timeout."""
+    return RETURN if call.get("x_phase") in ("ringing", "consult") else frozenset()
+
+
+def digit(store, callid, side, key, source, now=None, rtp_tag=None):
     """Apply one digit of `side` (or of the party rtpengine calls `rtp_tag`).
     -> (the dtmf outcome, the call's fields, the side), outcome None when codes are not
     collected for that party (the digit is none of the PBX's business)."""
@@ -33,7 +41,7 @@ def digit(store, callid, side, key, source, now=None, instant=frozenset(), rtp_t
         state = dtmf.from_fields(fields)
         digits = dtmf.candidate(state, key)
         match = dtmf.Match(*store.ext_match(call["tenant"], digits)) if digits else dtmf.Match()
-        new, outcome = dtmf.press(state, key, source, at, rules(call), match, instant)
+        new, outcome = dtmf.press(state, key, source, at, rules(call), match, instant_codes(call))
         if store.dtmf_save(callid, side, fields.get("v", ""), dtmf.to_fields(new), new.deadline,
                            _event(call, callid, side, outcome, source, at)):
             _log(callid, side, outcome)

@@ -11,7 +11,9 @@ import traceback
 
 import KSR
 
-from . import codes, dtmf, registration, resp, routing, settings
+from . import codes, dtmf, registration, resp, routing, settings, transfer
+from . import uac
+from .engine import Engine
 from .media import Media
 from .ngclient import NgClient
 from .store import SIDES, Store
@@ -96,6 +98,19 @@ DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
 
 
+def failure_reason(status):
+    """A final error status of a called leg, as the transfer engine names it."""
+    if status in (486, 600):
+        return "busy"
+    if status in (403, 603):
+        return "rejected"
+    if status == 487:
+        return "cancelled"
+    if status in (408,) or status < 300:        # tm's own timeout has no reply (code 408)
+        return "no_answer"
+    return "unavailable"
+
+
 def reply(code, reason):
     """Statefully when a transaction exists, else statelessly."""
     KSR.sl.send_reply(code, reason)
@@ -104,6 +119,7 @@ def reply(code, reason):
 class Proxy:
     def __init__(self):
         self._store = None      # per process, connected lazily after fork
+        self._engine = None
         # scripts/vpbx passes Kamailio the addresses of Redis and rtpengine's ng socket.
         host, _, port = os.environ.get("VPBX_RTPE_NG", "127.0.0.1:2223").rpartition(":")
         self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
@@ -114,6 +130,14 @@ class Proxy:
             url = os.environ.get("VPBX_REDIS_URL", "redis://127.0.0.1:16379/0")
             self._store = Store(None, resp.Client.from_url(url))
         return self._store
+
+    @property
+    def engine(self):
+        if self._engine is None:
+            self._engine = Engine(self.store, self.ng, uac,
+                                  os.environ.get("VPBX_SOUNDS", "/tmp/vpbx-sounds"),
+                                  os.environ.get("VPBX_RPC_SOCK", "/run/kamailio/kamailio_rpc.sock"))
+        return self._engine
 
     def child_init(self, rank):
         return 0
@@ -139,7 +163,11 @@ class Proxy:
                 self.relay()
             return
         if KSR.siputils.has_totag() > 0:
-            self.route_within_dialog()
+            leg = uac.parse_leg_callid(pv("$ci"))
+            if leg:
+                self.route_leg_request(*leg)
+            else:
+                self.route_within_dialog()
             return
         if KSR.is_ACK():
             if KSR.tm.t_check_trans() > 0:
@@ -182,8 +210,11 @@ class Proxy:
             self.route_info_dtmf(callid, sender_side())
             return
         if KSR.is_BYE():
+            record = self.store.call_end(callid)
+            if record is not None:                  # the call has had a transfer
+                self.bye_to_engine(callid, transfer.Hangup(sender_side()), record)
+                return
             KSR.rtpengine.rtpengine_delete("")
-            self.store.call_delete(callid)
         elif KSR.is_ACK():
             if has_sdp():                    # late offer: the ACK carries the answer
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
@@ -197,6 +228,28 @@ class Proxy:
                 KSR.tm.t_on_reply("ksr_onreply_in_dialog")
             self.store.call_update(callid, fields)
         self.relay()
+
+    def bye_to_engine(self, callid, hangup, record=None):
+        """A BYE in a call the transfer engine looks after: answered here, or relayed as
+        usual when it ends the original dialog."""
+        effects = self.engine.handle(callid, hangup, record)
+        if any(isinstance(e, transfer.Relay) for e in effects):
+            self.relay()
+        else:
+            KSR.sl.sl_send_reply(200, "OK")
+
+    def route_leg_request(self, callid, leg):
+        """An in-dialog request of a leg the proxy originated (no Route: sent to our Contact)."""
+        if KSR.is_ACK():
+            return
+        if KSR.is_BYE():
+            self.bye_to_engine(callid, transfer.Hangup(leg))
+        else:
+            KSR.sl.sl_send_reply(501, "Not Implemented")
+
+    def after_code(self, callid, side, outcome):
+        if isinstance(outcome, dtmf.Complete) and outcome.code.startswith("*"):
+            self.engine.on_code(callid, side, outcome.code)
 
     def route_info_dtmf(self, callid, side):
         """A key press in SIP INFO: part of a feature code (answered here, not relayed) or
@@ -223,6 +276,7 @@ class Proxy:
         else:
             KSR.tm.t_reply(200, "OK")
             self.hold_back_rtp_dtmf(callid, call, side, outcome)
+            self.after_code(callid, side, outcome)
 
     def ksr_rtp_dtmf(self, msg):
         """A digit rtpengine detected in RFC 4733 events: {"callid", "source_tag", "event", ...}."""
@@ -237,6 +291,7 @@ class Proxy:
             outcome, call, side = codes.digit(self.store, callid, None, key, "rtp", rtp_tag=tag)
             if outcome is not None:
                 self.hold_back_rtp_dtmf(callid, call, side, outcome)
+                self.after_code(callid, side, outcome)
         except Exception:
             KSR.err(f"vpbx: rtp dtmf: {traceback.format_exc()}")
         return 1
@@ -247,20 +302,25 @@ class Proxy:
         if isinstance(outcome, (dtmf.Complete, dtmf.Discard)):
             self.store.schedule_rearm(callid, side, time.time() + REARM_DELAY)
 
-    def ksr_dtmf_timer(self, msg, evname=""):
-        """rtimer, every 100 ms in its own process: codes whose digit timeout has passed."""
-        try:
-            for callid, side, what in self.store.dtmf_due(time.time()):
+    def ksr_timer(self, msg, evname=""):
+        """rtimer, every 100 ms in its own process: what is due (code digit timeouts, DTMF
+        guards after a code, the transfer engine's timers)."""
+        for callid, leg, what in self.store.due(time.time()):
+            try:
                 if what == "rearm":
-                    code, tag = self.store.typing(callid, side)
-                    if tag and not code:        # no new code started meanwhile
+                    code, tag, phase = self.store.typing(callid, leg)
+                    # Not while a code is typed, nor while a transfer keeps the party muted.
+                    if tag and not code and phase in ("", "talking"):
                         Media(self.ng, callid).guard(tag)
-                    continue
-                ended = codes.expire(self.store, callid, side)
-                if ended:
-                    self.hold_back_rtp_dtmf(callid, ended[1], side, ended[0])
-        except Exception:
-            KSR.err(f"vpbx: dtmf timer: {traceback.format_exc()}")
+                elif what == "code":
+                    ended = codes.expire(self.store, callid, leg)
+                    if ended:
+                        self.hold_back_rtp_dtmf(callid, ended[1], leg, ended[0])
+                        self.after_code(callid, leg, ended[0])
+                elif what.startswith("t:"):
+                    self.engine.handle(callid, transfer.Timeout(what[2:], leg))
+            except Exception:
+                KSR.err(f"vpbx: timer {callid} {leg} {what}: {traceback.format_exc()}")
         return 1
 
     def route_register(self):
@@ -403,6 +463,41 @@ class Proxy:
             KSR.rtpengine.rtpengine_delete("")
         except Exception:
             KSR.err(f"vpbx: failure {pv('$ci')}: {traceback.format_exc()}")
+        return 1
+
+    def ksr_tm_event(self, msg, evname):
+        """tm's local-request event: an INVITE the proxy sends to a leg gets its reply routes."""
+        try:
+            if evname == "tm:local-request" and KSR.is_INVITE() and uac.parse_leg_callid(pv("$ci")):
+                KSR.tm.t_on_reply("ksr_onreply_leg")
+                KSR.tm.t_on_failure("ksr_failure_leg")
+        except Exception:
+            KSR.err(f"vpbx: tm event: {traceback.format_exc()}")
+        return 1
+
+    def ksr_onreply_leg(self, msg):
+        """A provisional or 2xx reply of a leg the proxy called (tm ACKs a 2xx itself)."""
+        try:
+            callid, leg = uac.parse_leg_callid(pv("$ci"))
+            status = int(pv("$rs"))
+            if 180 <= status < 200:
+                self.engine.handle(callid, transfer.Progress(leg))
+            elif 200 <= status < 300:
+                tag, contact, body = pvs("$tt", "$ct", "$rb")
+                self.store.leg_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body,
+                                               f"{leg}_contact": registration.parse_contact(contact).uri})
+                self.engine.handle(callid, transfer.Answered(leg))
+        except Exception:
+            KSR.err(f"vpbx: leg reply {pv('$ci')}: {traceback.format_exc()}")
+        return 1
+
+    def ksr_failure_leg(self, msg):
+        try:
+            callid, leg = uac.parse_leg_callid(pv("$ci"))
+            status = int(pv("$T_reply_code"))
+            self.engine.handle(callid, transfer.Failed(leg, failure_reason(status)))
+        except Exception:
+            KSR.err(f"vpbx: leg failure {pv('$ci')}: {traceback.format_exc()}")
         return 1
 
     def ksr_onreply_in_dialog(self, msg):

@@ -111,7 +111,9 @@ def daemons(cfg):
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
         "-A", f"CHILDREN={cfg.children}",
         *(f"--alias={alias}" for alias in cfg.aliases),
-    ], {"VPBX_REDIS_URL": cfg.redis_url, "VPBX_RTPE_NG": cfg.rtpe}, lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
+    ], {"VPBX_REDIS_URL": cfg.redis_url, "VPBX_RTPE_NG": cfg.rtpe,
+        "VPBX_RPC_SOCK": str(run / "kamailio_rpc.sock"), "VPBX_SOUNDS": str(cfg.var / "sounds")},
+        lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
     return items
 
 

@@ -3,13 +3,14 @@
 The key schema is documented in docs/redis-keys.md; keep the two in step.
 """
 import hashlib
+import json
 
 from . import provisioning, resp, settings
 
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
-DTMF_DUE = PREFIX + "dtmf:due"          # zset  "<call-id> <side>[ rearm]" -> when due
+DUE = PREFIX + "due"                    # zset  "<call-id> <leg> <what>" -> when due
 EVENTS = PREFIX + "events"              # stream of PBX events (completed codes, ...)
 EVENTS_MAXLEN = 10000
 
@@ -42,6 +43,7 @@ def dtmf_key(callid, side):
 
 
 SIDES = ("caller", "callee")
+TIMERS = ("code", "rearm", "t:no_answer", "t:relink", "t:recall", "t:hangup")
 
 
 class NotFound(ValueError):
@@ -193,6 +195,10 @@ class Store:
             return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding)
         return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding)
 
+    def binding(self, domain, ext):
+        """The extension's registered binding, {} when it is not registered."""
+        return _as_dict(self.fast.pipeline(("HGETALL", loc_key(domain, ext)))[0])
+
     def register_facts(self, domain, user):
         """-> (tenant known, secret as in invite_facts, current binding)"""
         known, secret, binding = self.fast.pipeline(
@@ -221,16 +227,43 @@ class Store:
             (reply,) = self.fast.pipeline(("EVAL", script.text, *args))
         return reply
 
-    def call_delete(self, callid):
-        """The call's record and feature-code state, in one round trip."""
-        self.fast.pipeline(("DEL", call_key(callid), *(dtmf_key(callid, side) for side in SIDES)),
-                           ("ZREM", DTMF_DUE, *(f"{callid} {side}{what}" for side in SIDES
-                                                for what in ("", " rearm"))))
+    def call_delete(self, callid, legs=SIDES):
+        """The call's record, its legs' feature-code state and pending timers, in one round
+        trip."""
+        self.fast.pipeline(("DEL", call_key(callid), *(dtmf_key(callid, leg) for leg in legs)),
+                           ("ZREM", DUE, *(f"{callid} {leg} {what}" for leg in legs
+                                           for what in TIMERS)))
+
+    def call_end(self, callid):
+        """A BYE: delete the record of an ordinary call -> None; a call with a transfer
+        engine state is kept for the engine -> its record. One round trip either way."""
+        record = self._run(_END_PLAIN_CALL, call_key(callid), DUE, callid,
+                           *(dtmf_key(callid, side) for side in SIDES))
+        return _as_dict(record) if record else None
+
+    # ---- transfers -------------------------------------------------------
+
+    def call_load(self, callid):
+        return _as_dict(self.fast.pipeline(("HGETALL", call_key(callid)))[0])
+
+    def transfer_save(self, callid, version, fields, due=(), events=()):
+        """Write the transfer state (and leg) fields if the state's version is still
+        `version` (compare-and-set on x_v), schedule the timers `due` [(at, leg, kind)], and
+        append `events` to the PBX event stream, atomically. -> False when another event
+        changed the state first or the call is gone."""
+        payload = json.dumps({"fields": fields, "events": [_flat(e) for e in events],
+                              "due": [[repr(at), f"{callid} {leg} {kind}"] for at, leg, kind in due]})
+        return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, version, CALL_TTL,
+                         EVENTS_MAXLEN, payload) == 1
+
+    def leg_update(self, callid, fields):
+        self.call_update(callid, fields)
 
     # ---- feature codes (DTMF) ----------------------------------------------
 
     DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "caller_role",
-                        "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee")
+                        "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee",
+                        "x_phase")
 
     def dtmf_load(self, callid, side=None, rtp_tag=None):
         """One round trip -> (call fields, {} when the call is unknown; the side, found from
@@ -260,25 +293,26 @@ class Store:
         stream. -> False when the state had changed (read again and retry); nothing is written
         for a call that has ended meanwhile."""
         event = _flat(event or {})
-        return self._run(_SAVE_DTMF, dtmf_key(callid, side), DTMF_DUE, EVENTS, call_key(callid),
+        return self._run(_SAVE_DTMF, dtmf_key(callid, side), DUE, EVENTS, call_key(callid),
                          version, CALL_TTL,
-                         f"{callid} {side}", repr(deadline) if deadline else "", EVENTS_MAXLEN,
+                         f"{callid} {side} code", repr(deadline) if deadline else "", EVENTS_MAXLEN,
                          len(event), *event, *_flat(fields)) != 0
 
-    def dtmf_due(self, now, limit=50):
-        """Claim what is due -> [(call-id, side, what)]: what is "" for a code's digit timeout,
-        "rearm" for letting the party's RFC 4733 events flow again after a code."""
-        due = self._run(_CLAIM_DUE, DTMF_DUE, repr(now), limit)
-        return [tuple((member.split(" ") + [""])[:3]) for member in due]
-
     def schedule_rearm(self, callid, side, at):
-        self.fast.pipeline(("ZADD", DTMF_DUE, repr(at), f"{callid} {side} rearm"))
+        self.fast.pipeline(("ZADD", DUE, repr(at), f"{callid} {side} rearm"))
+
+    def due(self, now, limit=50):
+        """Claim the timers that are due -> [(call-id, leg, what)]: what is "code" (a code's
+        digit timeout), "rearm" (a party's DTMF guard after a code) or "t:<kind>" (the
+        transfer engine's)."""
+        return [tuple(member.split(" ", 2)) for member in self._run(_CLAIM_DUE, DUE, repr(now), limit)]
 
     def typing(self, callid, side):
-        """The code a side is typing now ("" when none), and the side's rtpengine tag."""
-        code, tag = self.fast.pipeline(("HGET", dtmf_key(callid, side), "code"),
-                                       ("HGET", call_key(callid), f"rtp_{side}"))
-        return code or "", tag
+        """The code a side is typing now ("" when none), the side's rtpengine tag, and the
+        transfer engine's phase ("" before any transfer)."""
+        code, (tag, phase) = self.fast.pipeline(("HGET", dtmf_key(callid, side), "code"),
+                                                ("HMGET", call_key(callid), f"rtp_{side}", "x_phase"))
+        return code or "", tag, phase or ""
 
     def events(self, count=100):
         """The latest PBX events, oldest first: [(id, {field: value})] (for tools and tests)."""
@@ -314,6 +348,33 @@ if n > 0 then
   redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', unpack(event))
 end
 return 1
+""")
+
+_SAVE_TRANSFER = Script(3, """
+-- KEYS: call record, due zset, event stream
+-- ARGV: expected x_v ('' before the first transfer), ttl, stream maxlen, JSON payload
+if redis.call('exists', KEYS[1]) == 0 then return 2 end
+if (redis.call('hget', KEYS[1], 'x_v') or '') ~= ARGV[1] then return 0 end
+local p = cjson.decode(ARGV[4])
+local fields = {'x_v', (tonumber(ARGV[1]) or 0) + 1}
+for k, v in pairs(p.fields) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+redis.call('hset', KEYS[1], unpack(fields))
+redis.call('expire', KEYS[1], ARGV[2])
+for _, d in ipairs(p.due) do redis.call('zadd', KEYS[2], d[1], d[2]) end
+for _, e in ipairs(p.events) do
+  redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(e))
+end
+return 1
+""")
+
+_END_PLAIN_CALL = Script(5, """
+-- KEYS: call record, due zset, the two sides' typing state;  ARGV: call-id
+if redis.call('hexists', KEYS[1], 'x_v') == 1 then return redis.call('hgetall', KEYS[1]) end
+redis.call('del', KEYS[1], KEYS[3], KEYS[4])
+for _, side in ipairs({'caller', 'callee'}) do
+  redis.call('zrem', KEYS[2], ARGV[1] .. ' ' .. side .. ' code', ARGV[1] .. ' ' .. side .. ' rearm')
+end
+return false
 """)
 
 _CLAIM_DUE = Script(1, """

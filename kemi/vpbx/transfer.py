@@ -173,7 +173,9 @@ def step(state, event, rules=Rules()):
 
 def _stale(state, event):
     # A 2xx from a leg the machine gave up on (e.g. it raced the CANCEL): end that dialog.
-    if isinstance(event, Answered) and event.leg != state.b and event.leg.startswith("leg"):
+    # (A retransmitted 2xx of a leg still in the call changes nothing.)
+    if (isinstance(event, Answered) and event.leg.startswith("leg")
+            and event.leg not in (state.a, state.b, state.c)):
         return [Bye(event.leg)]
     return []
 
@@ -214,8 +216,10 @@ def talking_transfer(s, e, rules):
                                                    "transferor": e.leg})]
     b, n = _new_leg(s)
     new = replace(s, phase=RINGING, a=e.leg, c=other, b=b, a_ext=e.leg_ext, b_ext=e.ext, legs=n)
-    return new, [Call(b, e.ext, client=other, transferor=e.leg), Hold(other, mute=(e.leg,)),
-                 Ringback(e.leg), Schedule("no_answer", b, rules.no_answer),
+    # Media first: once the INVITE is out, B's answer may be handled by another process.
+    return new, [Hold(other, mute=(e.leg,)), Ringback(e.leg),
+                 Call(b, e.ext, client=other, transferor=e.leg),
+                 Schedule("no_answer", b, rules.no_answer),
                  Publish("started", {"transferor": e.leg, "client": other, "target": e.ext})]
 
 

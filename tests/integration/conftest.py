@@ -3,7 +3,7 @@ re-provisioned before and checked for leaks after every test."""
 import pytest
 
 from vpbx import stack
-from vpbx.store import DTMF_DUE, Store
+from vpbx.store import DUE, Store
 
 from harness import free_port, tm_current, wait_for
 
@@ -36,7 +36,7 @@ class Pbx:
         """What a finished call left behind: Redis call keys (record, typing state, pending
         digit timeouts), rtpengine calls, tm transactions."""
         redis = self.store.call_keys() + sorted(self.redis.scan_iter("vpbx:dtmf:{*"))
-        redis += self.redis.zrange(DTMF_DUE, 0, -1)
+        redis += self.redis.zrange(DUE, 0, -1)
         return {"redis": redis, "rtpengine": self.cfg.ng().calls(), "tm": tm_current(self.cfg)}
 
 

@@ -178,6 +178,17 @@ class RtpPeer:
                     if (digit, ts) not in self._ended:
                         self._ended.add((digit, ts))
                         self.events.append(digit)
+    def flush(self):
+        """Forget what has been received so far (and what waits unread in the socket)."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                self.sock.recv(4096)
+        except BlockingIOError:
+            pass
+        self.received.clear()
+        self.audio.clear()
+
     def samples(self, ssrc):
         """The linear samples of the PCMU audio received from `ssrc`."""
         return [ulaw_decode(b) for b in self.audio[ssrc]]

@@ -55,14 +55,7 @@ class Call:
         player. Backlog from before is discarded."""
         time.sleep(0.1)
         for peer in self.peers.values():
-            peer.sock.setblocking(False)
-            try:
-                while True:
-                    peer.sock.recv(4096)
-            except BlockingIOError:
-                pass
-            peer.received.clear()
-            peer.audio.clear()
+            peer.flush()
         threads = [threading.Thread(target=self.peers[n].exchange, args=(self.dest[n], int(seconds / 0.02)))
                    for n in self.dest]
         for t in threads:

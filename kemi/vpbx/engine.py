@@ -1,0 +1,216 @@
+"""The transfer engine: feeds events to the pure state machine (transfer.py) under a Redis
+compare-and-set and executes its effects on rtpengine (media.py) and SIP (the `sip` adapter,
+uac.py in Kamailio). Any node and any process may handle any event of any call.
+
+The machine's state lives in the call record as x_* fields; each leg the proxy originates
+has its <leg>_* fields there too (docs/redis-keys.md). Timers and transfer events are written
+in the same atomic step as the state, so none is lost or doubled.
+"""
+import logging
+import os
+import time
+
+from . import transfer as t
+from .media import Media
+from .sounds import Sounds
+
+log = logging.getLogger("vpbx.engine")
+RETRIES = 5
+RETURN_CODE = "*1"
+
+
+def legs_of(call):
+    """Every leg the call has had: the original sides and the originated legs."""
+    return ["caller", "callee"] + [f"leg{n}" for n in range(1, int(call.get("x_legs") or 0) + 1)]
+
+
+def state_of(call):
+    return t.from_fields({k[2:]: v for k, v in call.items() if k.startswith("x_") and k != "x_v"})
+
+
+def rules_of(call):
+    return t.Rules(no_answer=float(call.get("transfer_no_answer_timeout") or 15),
+                   recall=call.get("transfer_recall", "on") == "on",
+                   recall_retries=int(call.get("transfer_recall_retries") or 2),
+                   recall_delay=float(call.get("transfer_recall_delay") or 10))
+
+
+def user_of(uri):
+    """'sip:+4930123@host;x=y' -> '+4930123'"""
+    rest = uri.split(":", 1)[-1]
+    return rest.split("@", 1)[0] if "@" in rest else ""
+
+
+def identity(call, client, transferor, recall):
+    """(From, P-Asserted-Identity, Privacy) of an INVITE the proxy sends for a transfer.
+    The client's number when the tenant wants it (and always on a call-back, so that A sees
+    who is waiting); otherwise the transferor's extension."""
+    tenant = call["tenant"]
+    if recall or call.get("transfer_caller_id") == "on":
+        if client == "caller":
+            uri = call.get("caller_pai") or call["caller_uri"]
+            name = call.get("caller_name", "").strip('"')
+        else:
+            uri, name = call.get(f"{client}_uri", ""), ""
+        number = user_of(uri.strip("<>"))
+        asserted = f"<sip:{number}@{tenant}>"
+        privacy = "id" if client == "caller" and "id" in call.get("caller_privacy", "").lower() else ""
+        if privacy:
+            return '"Anonymous" <sip:anonymous@anonymous.invalid>', asserted, privacy
+        shown = f'"{name}" {asserted}' if name and name != "<null>" else asserted
+        return shown, asserted, ""
+    ext = call.get(f"{transferor}_ext", "")
+    return f"<sip:{ext}@{tenant}>", f"<sip:{ext}@{tenant}>", ""
+
+
+class Engine:
+    def __init__(self, store, ng, sip, sounds_dir, rpc_socket):
+        self.store, self.ng, self.sip = store, ng, sip
+        self.sounds = Sounds(sounds_dir)
+        self.rpc_socket = rpc_socket
+
+    # ---- events in ----------------------------------------------------------
+
+    def on_code(self, callid, side, code):
+        """A completed feature code of `side` -> the transfer event it means, handled."""
+        call = self.store.call_load(callid)
+        if not call:
+            return []
+        state = state_of(call)
+        if state.phase in (t.RINGING, t.CONSULT):
+            event = t.Return(side) if code == RETURN_CODE else None
+        elif state.phase == t.TALKING:
+            event = self.transfer_event(call, state, side, code[1:])
+        else:
+            event = None
+        if event is None:
+            log.info("vpbx: %s %s: code %s ignored in phase %s", callid, side, code, state.phase)
+            return []
+        return self.handle(callid, event, call)
+
+    def transfer_event(self, call, state, side, ext):
+        other = state.c if side == state.a else state.a
+        own, others = call.get(f"{side}_ext", ""), call.get(f"{other}_ext", "")
+        exact, _ = self.store.ext_match(call["tenant"], ext)
+        if not exact:
+            refused = "no_such_extension"
+        elif ext in (own, others):
+            refused = "own_call"
+        elif not self.store.binding(call["tenant"], ext):
+            refused = "not_registered"
+        else:
+            refused = ""
+        return t.Transfer(side, ext, leg_ext=own, refused=refused)
+
+    def handle(self, callid, event, call=None):
+        """Apply one event atomically and execute its effects. -> the effects that concern
+        the message being processed (Accept, Relay) for the caller to carry out."""
+        for _ in range(RETRIES):
+            call = call or self.store.call_load(callid)
+            if not call:
+                return []
+            state = state_of(call)
+            new, effects = t.step(state, event, rules_of(call))
+            if new == state and not effects:
+                return []
+            fields = {f"x_{k}": v for k, v in t.to_fields(new).items()}
+            fields.update(self.new_leg_fields(callid, call, effects))
+            now = time.time()
+            due = [(now + e.seconds, e.leg, f"t:{e.kind}") for e in effects
+                   if isinstance(e, t.Schedule)]
+            events = [self.event_record(callid, call, e, now) for e in effects
+                      if isinstance(e, t.Publish)]
+            if self.store.transfer_save(callid, call.get("x_v", ""), fields, due, events):
+                call.update(fields)
+                break
+            call = None                     # another event came first: read again
+        else:
+            log.warning("vpbx: %s: %s lost to concurrent updates", callid, event)
+            return []
+        log.info("vpbx: %s: %s: %s -> %s", callid, event, state.phase, new.phase)
+        call["callid"] = callid
+        return self.execute(callid, call, new, effects)
+
+    # ---- effects out --------------------------------------------------------
+
+    def new_leg_fields(self, callid, call, effects):
+        fields = {}
+        for e in effects:
+            if isinstance(e, t.Call):
+                tag = os.urandom(6).hex()
+                fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": "ext",
+                               f"{e.leg}_callid": self.sip.leg_callid(callid, e.leg),
+                               f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",
+                               f"{e.leg}_ltag": tag, f"rtp_{e.leg}": tag, f"{e.leg}_cseq": "1"})
+        return fields
+
+    def event_record(self, callid, call, publish, now):
+        return {"type": "transfer", "kind": publish.kind, "callid": callid,
+                "tenant": call["tenant"], "at": f"{now:.3f}",
+                **{k: str(v) for k, v in publish.details.items()}}
+
+    def execute(self, callid, call, state, effects):
+        media = Media(self.ng, callid)
+        tag = lambda leg: call[f"rtp_{leg}"]                        # noqa: E731
+        message = []
+        for e in effects:
+            try:
+                if isinstance(e, t.Call):
+                    self.call_leg(callid, call, media, e)
+                elif isinstance(e, t.Hold):
+                    media.play(tag(e.leg), self.hold_sound(call))
+                    for muted in e.mute:
+                        media.mute(tag(muted))
+                elif isinstance(e, t.Ringback):
+                    media.play(tag(e.leg), self.ringback(call))
+                elif isinstance(e, t.Tone):
+                    media.play(tag(e.leg), self.sounds.failure(), repeat=1)
+                elif isinstance(e, t.Link):
+                    media.link((tag(e.x), call[f"{e.x}_sdp"]), (tag(e.y), call[f"{e.y}_sdp"]),
+                               [call[f"rtp_{leg}"] for leg in legs_of(call) if f"rtp_{leg}" in call])
+                    for leg in (e.x, e.y):
+                        if call.get(f"{leg}_role") == "ext" and call.get("pbx_transfer") == "on":
+                            media.guard(tag(leg))
+                        else:
+                            media.unguard(tag(leg))
+                elif isinstance(e, t.Drop):
+                    media.drop(tag(e.leg))
+                elif isinstance(e, t.Cancel):
+                    self.sip.cancel(call, e.leg, self.rpc_socket)
+                elif isinstance(e, t.Bye):
+                    self.store.leg_update(callid, self.sip.bye(call, e.leg))
+                elif isinstance(e, t.EndCall):
+                    media.end()
+                    self.store.call_delete(callid, legs_of(call))
+                elif isinstance(e, (t.Accept, t.Relay)):
+                    message.append(e)
+            except Exception:
+                # One failed effect must not stop the others (a BYE that cannot be sent must
+                # not leave the media call behind).
+                log.exception("vpbx: %s: effect %s failed", callid, e)
+        return message
+
+    def call_leg(self, callid, call, media, e):
+        binding = self.store.binding(call["tenant"], e.ext)
+        if not binding:
+            self.handle(callid, t.Failed(e.leg, "not_registered"))
+            return
+        sdp = media.offer_new(call[f"rtp_{e.leg}"], call[f"rtp_{e.client}"], call[f"{e.client}_sdp"])
+        from_hdr, pai, privacy = identity(call, e.client, e.transferor, e.recall)
+        fields = {f"{e.leg}_target": binding["contact"], f"{e.leg}_socket": binding["socket"],
+                  f"{e.leg}_from": f"{from_hdr};tag={call[f'{e.leg}_ltag']}"}
+        self.store.leg_update(callid, fields)
+        call.update(fields)
+        referred_by = (f"<sip:{call.get(f'{e.transferor}_ext')}@{call['tenant']}>"
+                       if e.transferor and call.get(f"{e.transferor}_ext") else "")
+        self.sip.invite(call, e.leg, sdp, (fields[f"{e.leg}_from"], pai, privacy), referred_by)
+
+    def hold_sound(self, call):
+        if call.get("transfer_hold_media") == "ringback":
+            return self.ringback(call)
+        return self.sounds.music()
+
+    def ringback(self, call):
+        return self.sounds.ringback(int(call.get("transfer_ringback_hz") or 425),
+                                    int(call.get("transfer_ringback_on_ms") or 1000),
+                                    int(call.get("transfer_ringback_off_ms") or 4000))

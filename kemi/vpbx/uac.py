@@ -1,0 +1,98 @@
+"""Requests the proxy sends itself during a transfer (Kamailio's tm as the UAC): the INVITE to
+the target, BYEs into either dialog, and CANCEL through tm's JSON-RPC datagram socket.
+
+Legs are described by the call record (docs/redis-keys.md): an original side ("caller",
+"callee") is spoken to *as its peer* (the peer's URI and tag, the peer's next CSeq); an
+originated leg ("leg1", ...) as the UAC the proxy is in that dialog.
+"""
+import json
+import os
+import socket
+
+import KSR
+
+from .registration import parse_contact
+
+LEG_PREFIX = "vpbx-"
+
+
+def leg_callid(callid, leg):
+    """The Call-ID of a leg the proxy originates: names the call and the leg, so that any
+    node can route the leg's requests and replies without a lookup."""
+    return f"{LEG_PREFIX}{leg}-{callid}"
+
+
+def parse_leg_callid(value):
+    """-> (call-id of the call, leg) or None for a Call-ID the proxy did not make."""
+    if not value.startswith(LEG_PREFIX):
+        return None
+    leg, sep, callid = value[len(LEG_PREFIX):].partition("-")
+    return (callid, leg) if sep and leg.startswith("leg") and callid else None
+
+
+def nexthop(src):
+    """'udp:127.0.0.1:5070' (as stored) -> a next-hop URI for t_uac_send; "" (send to the
+    R-URI) when no source is known."""
+    if not src:
+        return ""
+    proto, _, hostport = src.partition(":")
+    return f"sip:{hostport};transport={proto}"
+
+
+def _send(method, ruri, dst, sock, headers, body=""):
+    rc = KSR.tm.t_uac_send(method, ruri, nexthop(dst), sock, headers, body)
+    if rc < 0:
+        raise RuntimeError(f"t_uac_send {method} {ruri} via {dst} failed ({rc})")
+
+
+def dialog(call, leg):
+    """How the proxy addresses `leg` in its dialog: (R-URI, next hop, socket, From, To,
+    Call-ID, CSeq field name)."""
+    if leg in ("caller", "callee"):
+        peer = "callee" if leg == "caller" else "caller"
+        return (parse_contact(call[f"{leg}_contact"]).uri, call[f"{leg}_src"], call[f"{leg}_socket"],
+                f"<{call[f'{peer}_uri']}>;tag={call[f'{peer}_tag']}",
+                f"<{call[f'{leg}_uri']}>;tag={call[f'{leg}_tag']}",
+                call["callid"], f"{peer}_cseq")
+    # Like the proxy's own routing to extensions: to the registered (then answered) Contact.
+    to_tag = call.get(f"{leg}_tag", "")
+    return (call.get(f"{leg}_contact") or call[f"{leg}_target"], "",
+            call[f"{leg}_socket"], call[f"{leg}_from"],
+            f"<{call[f'{leg}_uri']}>" + (f";tag={to_tag}" if to_tag else ""),
+            call[f"{leg}_callid"], f"{leg}_cseq")
+
+
+def invite(call, leg, sdp, identity, referred_by):
+    """The INVITE to an originated leg. identity: (From header value, P-Asserted-Identity
+    value, Privacy value or "")."""
+    ruri, dst, sock, _, to, callid, _ = dialog(call, leg)
+    from_hdr, pai, privacy = identity
+    host = sock.partition(":")[2]
+    headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: 1 INVITE\r\n"
+               f"Contact: <sip:vpbx@{host}>\r\nMax-Forwards: 70\r\n"
+               f"P-Asserted-Identity: {pai}\r\n"
+               + (f"Privacy: {privacy}\r\n" if privacy else "")
+               + (f"Referred-By: {referred_by}\r\n" if referred_by else "")
+               + "Content-Type: application/sdp\r\n")
+    _send("INVITE", ruri, dst, sock, headers, sdp)
+
+
+def bye(call, leg):
+    """A BYE into the leg's dialog. -> the record fields to update (the CSeq used)."""
+    ruri, dst, sock, from_hdr, to, callid, cseq_field = dialog(call, leg)
+    cseq = int(call.get(cseq_field) or 0) + 1
+    headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: {cseq} BYE\r\n"
+               "Max-Forwards: 70\r\n")
+    _send("BYE", ruri, dst, sock, headers)
+    return {cseq_field: str(cseq)}
+
+
+def cancel(call, leg, rpc_socket):
+    """CANCEL the leg's INVITE: tm.cancel through the JSON-RPC datagram socket, where it runs
+    in its own process (tm.cancel from a SIP worker, or t_cancel_callid, break tm's state)."""
+    request = {"jsonrpc": "2.0", "method": "tm.cancel", "params": [call[f"{leg}_callid"], "1"],
+               "id": 1}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        # An abstract reply address: jsonrpcs answers to it; nothing to clean up.
+        sock.bind(f"\0vpbx-rpc-{os.getpid()}-{os.urandom(4).hex()}")
+        sock.sendto(json.dumps(request).encode(), rpc_socket)

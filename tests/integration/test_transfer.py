@@ -1,0 +1,58 @@
+"""PBX transfers end to end: SIPp parties, the real proxy, rtpengine and Redis. Who hears
+whom is checked with RTP (each party sends its own SSRC; "media" is what rtpengine plays)."""
+import threading
+
+from harness import read_port, wait_for
+from transfer_calls import target, transferring_call
+
+NAMES = {0xA: "A", 0xB: "B", 0xC: "C"}
+
+
+def transfer_kinds(pbx):
+    return [e["kind"] for _, e in pbx.store.events() if e["type"] == "transfer"]
+
+
+def wait_kind(pbx, kind, timeout=10):
+    wait_for(lambda: kind in transfer_kinds(pbx), timeout=timeout, what=f"transfer event {kind}")
+
+
+def who_hears(parties, seconds=1.0):
+    """parties: {name: (sipp party, media port to send to)} -> {name: set of senders heard}."""
+    for party, _ in parties.values():
+        party.media.flush()
+    threads = [threading.Thread(target=party.media.exchange, args=(dest, int(seconds / 0.02)))
+               for party, dest in parties.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {name: {NAMES.get(ssrc, "media") for ssrc, n in party.media.received.items() if n >= 10}
+            for name, (party, _) in parties.items()}
+
+
+def header(message, name):
+    for line in message.replace("\r\n", "\n").split("\n"):
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def test_attended_transfer(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=200, hold_ms=5000)
+    a, c = transferring_call(pbx, "*100", hold_ms=3000)
+    ports = {name: read_port(pbx.workdir, party.name) for name, party in (("A", a), ("C", c))}
+    wait_kind(pbx, "answered")
+    ports["B"] = read_port(pbx.workdir, b.name)
+    parties = {"A": (a, ports["A"]), "B": (b, ports["B"]), "C": (c, ports["C"])}
+    assert who_hears(parties) == {"A": {"B"}, "B": {"A"}, "C": {"media"}}     # consultation
+    a.passed()                                                                  # A hangs up
+    wait_kind(pbx, "completed")
+    assert who_hears({"B": parties["B"], "C": parties["C"]}) == {"B": {"C"}, "C": {"B"}}
+    b.passed()                          # B hangs up: the proxy ends C's call too
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "From").startswith("<sip:201@t1.test>;tag=")
+    assert header(invite, "P-Asserted-Identity") == "<sip:201@t1.test>"
+    assert header(invite, "Referred-By") == "<sip:201@t1.test>"

@@ -1,0 +1,29 @@
+"""Parties of a transfer test: A (an extension typing the code with SIP INFO), C (the other
+party of A's call) and B (the transfer target, parties/target.xml)."""
+from calls import callee, register
+from dtmf_calls import RELAY, caller_info
+from harness import PARTIES, RtpPeer, Sipp
+
+
+def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB):
+    """B: registered as `ext`, rings ring_ms, talks until a BYE or hold_ms after answering."""
+    media = RtpPeer(ssrc)
+    path = pbx.workdir / f"{name}.xml"
+    path.write_text((PARTIES / "target.xml").read_text().replace("RING_MS", str(ring_ms))
+                    .replace("HOLD_MS", str(hold_ms)))
+    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name,
+                 variables={"user": ext, "rtp_port": media.port, "outdir": pbx.workdir,
+                            "party": name})
+    party.media = media
+    register(pbx, ext, party.port).passed()
+    return party
+
+
+def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500):
+    """A (a_ext) calls C (c_ext), types `code` with INFO once answered, stays hold_ms, hangs up.
+    -> (A, C); C waits for the BYE the proxy sends when the call ends."""
+    c = callee(pbx, c_ext, ssrc=0xC)
+    register(pbx, c_ext, c.port).passed()
+    a = caller_info(pbx, a_ext, c_ext, [(key, RELAY) for key in code], hold_ms=hold_ms)
+    a.media.ssrc = 0xA
+    return a, c
