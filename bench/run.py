@@ -279,7 +279,7 @@ def start_native(procs, work, cfg, port):
     proc = procs.start([
         "kamailio", "-f", BENCH / "native.cfg", "-DD", "-E", "-Y", run, "-m", "128", "-M", "16",
         "-l", f"udp:127.0.0.1:{port}", "-l", f"tcp:127.0.0.1:{port}",
-        "-A", f'CTL_SOCK="unix:{run / "ctl"}"', "-A", f'RPC_SOCK="unix:{run / "rpc.sock"}"',
+        "-A", f'CTL_SOCK="unix:{run / "ctl"}"', "-A", f'RPC_SOCK="{run / "rpc.sock"}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"', "-A", f"CHILDREN={CHILDREN}",
         "-A", f'REDIS_SRV="name=vpbx;addr={redis.hostname};port={redis.port}"',
     ], work / "native.log", run)

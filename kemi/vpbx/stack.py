@@ -107,7 +107,7 @@ def daemons(cfg):
         "-l", f"udp:{cfg.host}:{cfg.dtmf_port}",
         "-A", f'VPBX_KEMI="{ROOT / "kemi" / "vpbx_kemi.py"}"',
         "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
-        "-A", f'RPC_SOCK="unix:{run / "kamailio_rpc.sock"}"',
+        "-A", f'RPC_SOCK="{run / "kamailio_rpc.sock"}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
         "-A", f"CHILDREN={cfg.children}",
         *(f"--alias={alias}" for alias in cfg.aliases),

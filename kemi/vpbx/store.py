@@ -237,8 +237,8 @@ class Store:
     def call_end(self, callid):
         """A BYE: delete the record of an ordinary call -> None; a call with a transfer
         engine state is kept for the engine -> its record. One round trip either way."""
-        record = self._run(_END_PLAIN_CALL, call_key(callid), DUE, callid,
-                           *(dtmf_key(callid, side) for side in SIDES))
+        record = self._run(_END_PLAIN_CALL, call_key(callid), DUE,
+                           *(dtmf_key(callid, side) for side in SIDES), callid)
         return _as_dict(record) if record else None
 
     # ---- transfers -------------------------------------------------------
@@ -367,7 +367,7 @@ end
 return 1
 """)
 
-_END_PLAIN_CALL = Script(5, """
+_END_PLAIN_CALL = Script(4, """
 -- KEYS: call record, due zset, the two sides' typing state;  ARGV: call-id
 if redis.call('hexists', KEYS[1], 'x_v') == 1 then return redis.call('hgetall', KEYS[1]) end
 redis.call('del', KEYS[1], KEYS[3], KEYS[4])

@@ -3,7 +3,7 @@ whom is checked with RTP (each party sends its own SSRC; "media" is what rtpengi
 import threading
 
 from harness import read_port, wait_for
-from transfer_calls import target, transferring_call
+from transfer_calls import target, transferring_call, unanswering_target
 
 NAMES = {0xA: "A", 0xB: "B", 0xC: "C"}
 
@@ -56,3 +56,87 @@ def test_attended_transfer(pbx_transfer):
     assert header(invite, "From").startswith("<sip:201@t1.test>;tag=")
     assert header(invite, "P-Asserted-Identity") == "<sip:201@t1.test>"
     assert header(invite, "Referred-By") == "<sip:201@t1.test>"
+
+
+def ports_of(pbx, **parties):
+    return {name: (party, read_port(pbx.workdir, party.name)) for name, party in parties.items()}
+
+
+def test_blind_transfer(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=3000, hold_ms=5000)
+    a, c = transferring_call(pbx, "*100", hold_ms=300)         # A hangs up while B rings
+    ac = ports_of(pbx, A=a, C=c)
+    a.passed()
+    wait_kind(pbx, "blind")
+    assert who_hears({"C": ac["C"]}) == {"C": {"media"}}        # C waits with music
+    wait_kind(pbx, "completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": ac["C"]}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "blind", "completed"]
+
+
+def test_return_while_the_target_rings(pbx_transfer):
+    pbx = pbx_transfer
+    b = unanswering_target(pbx, "100", "callee_ringing")
+    a, c = transferring_call(pbx, "*100*1", gap_ms=300, hold_ms=3000)
+    ac = ports_of(pbx, A=a, C=c)
+    wait_kind(pbx, "returned")
+    b.passed()                                                  # B was cancelled
+    assert who_hears(ac) == {"A": {"C"}, "C": {"A"}}
+    a.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "returned"]
+
+
+def test_return_during_the_consultation(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=100, hold_ms=8000)
+    a, c = transferring_call(pbx, "*100*1", gap_ms=600, hold_ms=3000)
+    ac = ports_of(pbx, A=a, C=c)
+    wait_kind(pbx, "returned")
+    b.passed()                                                  # the proxy hung up on B
+    assert who_hears(ac) == {"A": {"C"}, "C": {"A"}}
+    a.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "answered", "returned"]
+
+
+def test_busy_target_a_hears_a_tone_and_is_back_with_c(pbx_transfer):
+    pbx = pbx_transfer
+    b = unanswering_target(pbx, "100", "callee_busy")
+    a, c = transferring_call(pbx, "*100", hold_ms=4000)
+    ac = ports_of(pbx, A=a, C=c)
+    wait_kind(pbx, "failed")
+    b.passed()
+    assert who_hears(ac, seconds=0.6) == {"A": {"media"}, "C": {"media"}}   # tone; music
+    wait_for(lambda: who_hears(ac, seconds=0.4) == {"A": {"C"}, "C": {"A"}}, timeout=4,
+             what="A and C talking again")
+    a.passed()
+    c.passed()
+    failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
+    assert failed[0]["reason"] == "busy"
+
+
+def test_target_hangs_up_during_the_consultation(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=100, hold_ms=1000)          # B hangs up after 1 s
+    a, c = transferring_call(pbx, "*100", hold_ms=4000)
+    ac = ports_of(pbx, A=a, C=c)
+    b.passed()
+    wait_kind(pbx, "returned")
+    assert who_hears(ac) == {"A": {"C"}, "C": {"A"}}
+    a.passed()
+    c.passed()
+
+
+def test_setting_off_no_transfer(pbx):
+    pbx.store.ext_add("t1.test", "100")
+    b = unanswering_target(pbx, "100", "callee_ringing")
+    a, c = transferring_call(pbx, "*100", hold_ms=500)
+    a.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == [] and b.received("INVITE ") == []
+    b.proc.kill()

@@ -19,11 +19,21 @@ def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB):
     return party
 
 
-def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500):
+def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500, gap_ms=150):
     """A (a_ext) calls C (c_ext), types `code` with INFO once answered, stays hold_ms, hangs up.
     -> (A, C); C waits for the BYE the proxy sends when the call ends."""
     c = callee(pbx, c_ext, ssrc=0xC)
     register(pbx, c_ext, c.port).passed()
-    a = caller_info(pbx, a_ext, c_ext, [(key, RELAY) for key in code], hold_ms=hold_ms)
+    a = caller_info(pbx, a_ext, c_ext, [(key, RELAY) for key in code], hold_ms=hold_ms,
+                    gap_ms=gap_ms)
     a.media.ssrc = 0xA
     return a, c
+
+
+def unanswering_target(pbx, ext, scenario, name="target"):
+    """B that never answers: parties/callee_ringing.xml (rings until cancelled) or
+    callee_busy.xml (486)."""
+    variables = {"user": ext} if scenario == "callee_ringing" else {}
+    party = Sipp(pbx.workdir, scenario, pbx.address, name=name, variables=variables)
+    register(pbx, ext, party.port).passed()
+    return party
