@@ -64,11 +64,12 @@ class Media:
         self._cmd("block DTMF", from_tag=tag)
 
     def drop(self, tag):
-        """The party has left: it is muted and hears nothing. Its rtpengine party stays until
-        the call ends (deleting one party of a linked call can end the others' media)."""
+        """The party has left: nobody hears it, nothing is played to it. Its rtpengine party
+        stays until the call ends: deleting one party of a linked call can end the others'
+        media, and unsubscribing a party that never answered breaks the client's next offer
+        (rtpengine then answers "no such tag" for the new party)."""
         self.stop(tag)
         self.mute(tag)
-        self._cmd("unsubscribe", to_tag=tag)
 
     def guard(self, tag):
         """The party may type codes: from its next `*` on, its RFC 4733 events are dropped

@@ -140,3 +140,33 @@ def test_setting_off_no_transfer(pbx):
     c.passed()
     assert transfer_kinds(pbx) == [] and b.received("INVITE ") == []
     b.proc.kill()
+
+
+def test_the_client_hangs_up_while_the_target_rings(pbx_transfer):
+    pbx = pbx_transfer
+    b = unanswering_target(pbx, "100", "callee_ringing")
+    a, c = transferring_call(pbx, "*100", hold_ms=6000, c_hangs_up_ms=2000)
+    c.passed()
+    b.passed()                                                  # B was cancelled
+    a.passed()                                                  # A got C's BYE
+    assert a.received("BYE ")
+    assert transfer_kinds(pbx) == ["started", "ringing", "failed"]
+
+
+def test_a_failed_blind_transfer_calls_a_back(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=2000, busy=True)
+    back = target(pbx, "201", ring_ms=300, hold_ms=3000, name="recall", ssrc=0xA)
+    a, c = transferring_call(pbx, "*100", hold_ms=300)          # A leaves at once
+    c_port = read_port(pbx.workdir, c.name)
+    a.passed()
+    b.passed()
+    wait_kind(pbx, "recalled")
+    parties = {"A": (back, read_port(pbx.workdir, back.name)), "C": (c, c_port)}
+    assert who_hears(parties) == {"A": {"C"}, "C": {"A"}}
+    back.passed()                       # A hangs up the call-back: the proxy ends C's call
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "blind", "failed", "recall", "ringing",
+                                  "recalled"]
+    invite = back.received("INVITE ")[0]
+    assert header(invite, "From").startswith("<sip:202@t1.test>;tag=")    # the client waits
