@@ -1,7 +1,11 @@
 """PBX transfers end to end: SIPp parties, the real proxy, rtpengine and Redis. Who hears
 whom is checked with RTP (each party sends its own SSRC; "media" is what rtpengine plays)."""
 import threading
+import time
 
+import pytest
+
+from calls import callee, caller, register
 from harness import read_port, wait_for
 from transfer_calls import target, transferring_call, unanswering_target
 
@@ -170,3 +174,75 @@ def test_a_failed_blind_transfer_calls_a_back(pbx_transfer):
                                   "recalled"]
     invite = back.received("INVITE ")[0]
     assert header(invite, "From").startswith("<sip:202@t1.test>;tag=")    # the client waits
+
+
+def client_call_to(pbx, ext, *, a_hold_ms):
+    """C (+4930123456, through the tenant's trunk) calls extension A, who answers, stays
+    a_hold_ms and hangs up. -> (A, C, A's media port)."""
+    a = callee(pbx, ext, hangup="callee", hold_ms=a_hold_ms, ssrc=0xA)
+    register(pbx, ext, a.port).passed()
+    c = caller(pbx, "+4930123456", ext, from_domain="carrier.example", port=pbx.trunk_port,
+               hangup="callee", ssrc=0xC)
+    return a, c, read_port(pbx.workdir, a.name)
+
+
+def test_with_the_callers_number_the_target_sees_the_client(pbx_transfer):
+    pbx = pbx_transfer
+    pbx.store.setting_set("t1.test", "transfer_caller_id", "on")
+    b = target(pbx, "100", ring_ms=100, hold_ms=4000)
+    a, c, a_port = client_call_to(pbx, "202", a_hold_ms=2500)
+    a.media.dtmf(a_port, "*100")                # the employee types on the phone (RFC 4733)
+    wait_kind(pbx, "answered")
+    a.passed()
+    wait_kind(pbx, "completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, read_port(pbx.workdir, c.name))}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()                                  # the proxy's BYE reached the client
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "From").startswith("<sip:+4930123456@t1.test>;tag=")
+    assert header(invite, "P-Asserted-Identity") == "<sip:+4930123456@t1.test>"
+    assert header(invite, "Referred-By") == "<sip:202@t1.test>"
+
+
+def test_without_the_callers_number_the_target_sees_the_transferor(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=100, hold_ms=4000)
+    a, c, a_port = client_call_to(pbx, "202", a_hold_ms=2500)
+    a.media.dtmf(a_port, "*100")
+    a.passed()
+    b.passed()
+    c.passed()
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "From").startswith("<sip:202@t1.test>;tag=")
+    assert header(invite, "P-Asserted-Identity") == "<sip:202@t1.test>"
+
+
+def test_no_answer_a_hears_a_tone_and_is_back_with_c(pbx_transfer):
+    pbx = pbx_transfer
+    pbx.store.setting_set("t1.test", "transfer_no_answer_timeout", "5")
+    b = unanswering_target(pbx, "100", "callee_ringing")
+    a, c = transferring_call(pbx, "*100", hold_ms=8000)
+    ac = ports_of(pbx, A=a, C=c)
+    wait_kind(pbx, "failed", timeout=8)
+    b.passed()                                                  # cancelled after 5 s
+    wait_for(lambda: who_hears(ac, seconds=0.4) == {"A": {"C"}, "C": {"A"}}, timeout=4,
+             what="A and C talking again")
+    a.passed()
+    c.passed()
+    failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
+    assert failed[0]["reason"] == "no_answer"
+
+
+@pytest.mark.parametrize("code,reason", [("*200", "not_registered"), ("*202", "own_call")])
+def test_an_invalid_target_gives_a_tone_and_the_call_goes_on(pbx_transfer, code, reason):
+    pbx = pbx_transfer
+    a, c = transferring_call(pbx, code, hold_ms=2500)
+    ac = ports_of(pbx, A=a, C=c)
+    wait_kind(pbx, "failed")
+    time.sleep(1.5)                                              # the tone
+    assert who_hears(ac) == {"A": {"C"}, "C": {"A"}}
+    a.passed()
+    c.passed()
+    failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
+    assert [f["reason"] for f in failed] == [reason]
