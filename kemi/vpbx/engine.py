@@ -131,6 +131,43 @@ class Engine:
         call["callid"] = callid
         return self.execute(callid, call, new, effects)
 
+    def renegotiate(self, callid, leg, sdp):
+        """A re-INVITE/UPDATE with SDP from a leg the proxy joins itself: relink it with its
+        partner using the new SDP. -> the answer SDP for the leg, or None while the leg is
+        not talking to anyone (on hold during a transfer: the request gets 491)."""
+        call = self.store.call_load(callid)
+        state = state_of(call) if call else None
+        pairs = {t.TALKING: (state.a, state.c), t.CONSULT: (state.a, state.b)} if state else {}
+        pair = pairs.get(state.phase) if state else None
+        if not pair or leg not in pair:
+            return None
+        other = pair[1] if leg == pair[0] else pair[0]
+        self.store.leg_update(callid, {f"{leg}_sdp": sdp})
+        call[f"{leg}_sdp"] = sdp
+        return self.link(Media(self.ng, callid), call, leg, other)
+
+    def contact_for(self, callid, leg):
+        """The Contact of the proxy's 2xx to a leg's request: the peer the leg has always
+        seen (its original dialog's other end), or the proxy for the legs it called."""
+        call = self.store.call_load(callid)
+        if leg in ("caller", "callee"):
+            peer = "callee" if leg == "caller" else "caller"
+            contact = call.get(f"{peer}_contact", "")
+            return contact if contact.startswith("<") else f"<{contact}>"
+        return f"<sip:vpbx@{call.get(f'{leg}_socket', '').partition(':')[2]}>"
+
+    def link(self, media, call, x, y):
+        """Link legs x and y; their DTMF guards as they may type codes. -> the SDP for x."""
+        tag = lambda leg: call[f"rtp_{leg}"]                        # noqa: E731
+        answer = media.link((tag(x), call[f"{x}_sdp"]), (tag(y), call[f"{y}_sdp"]),
+                            [call[f"rtp_{leg}"] for leg in legs_of(call) if f"rtp_{leg}" in call])
+        for leg in (x, y):
+            if call.get(f"{leg}_role") == "ext" and call.get("pbx_transfer") == "on":
+                media.guard(tag(leg))
+            else:
+                media.unguard(tag(leg))
+        return answer
+
     # ---- effects out --------------------------------------------------------
 
     def new_leg_fields(self, callid, call, effects):
@@ -166,13 +203,7 @@ class Engine:
                 elif isinstance(e, t.Tone):
                     media.play(tag(e.leg), self.sounds.failure(), repeat=1)
                 elif isinstance(e, t.Link):
-                    media.link((tag(e.x), call[f"{e.x}_sdp"]), (tag(e.y), call[f"{e.y}_sdp"]),
-                               [call[f"rtp_{leg}"] for leg in legs_of(call) if f"rtp_{leg}" in call])
-                    for leg in (e.x, e.y):
-                        if call.get(f"{leg}_role") == "ext" and call.get("pbx_transfer") == "on":
-                            media.guard(tag(leg))
-                        else:
-                            media.unguard(tag(leg))
+                    self.link(media, call, e.x, e.y)
                 elif isinstance(e, t.Drop):
                     media.drop(tag(e.leg))
                 elif isinstance(e, t.Cancel):

@@ -34,7 +34,8 @@ class Media:
 
     def link(self, x, y, tags):
         """Parties x and y (tag, original SDP) hear each other and only each other; `tags`
-        are all parties of the call. Media played to x or y stops."""
+        are all parties of the call. Media played to x or y stops. -> the SDP for x (its
+        rtpengine ports, unchanged for an existing party)."""
         for tag, _ in (x, y):
             self.stop(tag)
         for tag in tags:
@@ -43,8 +44,8 @@ class Media:
             self._cmd("unblock media", from_tag=tag)
         self._cmd("offer", from_tag=x[0], to_tag=y[0], sdp=x[1], flags=LINK_FLAGS,
                   replace=SDP_REPLACE)
-        self._cmd("answer", from_tag=x[0], to_tag=y[0], sdp=y[1], flags=LINK_FLAGS,
-                  replace=SDP_REPLACE)
+        return self._cmd("answer", from_tag=x[0], to_tag=y[0], sdp=y[1], flags=LINK_FLAGS,
+                         replace=SDP_REPLACE)["sdp"]
 
     def play(self, tag, path, repeat=HOLD_REPEAT):
         """Play a file to the party (it hears it besides whatever it is linked to)."""

@@ -98,6 +98,12 @@ DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
 
 
+def joined_by_proxy(phase, a, c):
+    """Whether a call's legs are joined by the transfer engine (not plainly relayed): while
+    a transfer runs, and once the talking legs are not the original dialog's two ends."""
+    return bool(phase) and (phase != transfer.TALKING or transfer.spliced(a, c))
+
+
 def failure_reason(status):
     """A final error status of a called leg, as the transfer engine names it."""
     if status in (486, 600):
@@ -216,17 +222,24 @@ class Proxy:
                 return
             KSR.rtpengine.rtpengine_delete("")
         elif KSR.is_ACK():
+            if KSR.tm.t_check_trans() == 0:  # the ACK of a 2xx the proxy sent itself
+                return
             if has_sdp():                    # late offer: the ACK carries the answer
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
         else:
             side = sender_side()
             fields = {f"{side}_cseq": pv("$cs")}
-            if has_sdp():
+            sdp = has_sdp()
+            if sdp:
                 fields[f"{side}_sdp"] = pv("$rb")
+            phase, a, c = self.store.call_update(callid, fields)
+            if joined_by_proxy(phase, a, c):
+                self.route_joined_request(callid, side)
+                return
+            if sdp:
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
                 KSR.pv.sets(SIDE_AVP, side)
                 KSR.tm.t_on_reply("ksr_onreply_in_dialog")
-            self.store.call_update(callid, fields)
         self.relay()
 
     def bye_to_engine(self, callid, hangup, record=None):
@@ -241,11 +254,33 @@ class Proxy:
     def route_leg_request(self, callid, leg):
         """An in-dialog request of a leg the proxy originated (no Route: sent to our Contact)."""
         if KSR.is_ACK():
+            KSR.tm.t_check_trans()
             return
         if KSR.is_BYE():
             self.bye_to_engine(callid, transfer.Hangup(leg))
         else:
-            KSR.sl.sl_send_reply(501, "Not Implemented")
+            self.route_joined_request(callid, leg)
+
+    def route_joined_request(self, callid, leg):
+        """An in-dialog request (not BYE/ACK) of a leg whose partner the proxy has joined to
+        it (or that waits on hold during a transfer): answered here, never relayed. An offer
+        relinks the leg with its partner; on hold it gets 491 (the phone tries again)."""
+        rc = KSR.tm.t_newtran()
+        if rc <= 0:
+            return
+        if (KSR.is_INVITE() or KSR.is_UPDATE()) and has_sdp():
+            answer = self.engine.renegotiate(callid, leg, pv("$rb"))
+            if answer is None:
+                KSR.tm.t_reply(491, "Request Pending")
+                return
+            KSR.hdr.append_to_reply(f"Contact: {self.engine.contact_for(callid, leg)}\r\n")
+            KSR.textops.set_reply_body(answer, "application/sdp")
+            KSR.tm.t_reply(200, "OK")
+        elif KSR.is_INVITE():
+            KSR.tm.t_reply(488, "Not Acceptable Here - offer expected")
+        else:
+            KSR.info(f"vpbx: {callid} {leg}: {pv('$rm')} answered, not relayed (joined legs)\n")
+            KSR.tm.t_reply(200, "OK")
 
     def after_code(self, callid, side, outcome):
         if isinstance(outcome, dtmf.Complete) and outcome.code.startswith("*"):
@@ -272,6 +307,11 @@ class Proxy:
             return
         outcome, call, _ = codes.digit(self.store, callid, side, key, "info")
         if outcome is None or isinstance(outcome, dtmf.Pass):
+            if joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
+                KSR.tm.t_reply(200, "OK")       # the peer is gone or on hold: not relayed
+                return
+            # The proxy may later speak in this dialog as this side: it must know its CSeq.
+            self.store.call_update(callid, {f"{side}_cseq": pv("$cs")})
             self.relay()
         else:
             KSR.tm.t_reply(200, "OK")

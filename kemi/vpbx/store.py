@@ -214,8 +214,10 @@ class Store:
         self.fast.pipeline(("HSET", key, *_flat(record)), ("EXPIRE", key, CALL_TTL))
 
     def call_update(self, callid, fields):
-        """Update an existing record (in-dialog requests); never recreates an ended call."""
-        self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
+        """Update an existing record (in-dialog requests); never recreates an ended call.
+        -> the transfer engine's (phase, a, c), "" each before any transfer."""
+        reply = self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
+        return tuple(x or "" for x in reply) if reply else ("", "", "")
 
     def _run(self, script, *keys_then_args):
         """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys."""
@@ -263,7 +265,7 @@ class Store:
 
     DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "caller_role",
                         "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee",
-                        "x_phase")
+                        "x_phase", "x_a", "x_c")
 
     def dtmf_load(self, callid, side=None, rtp_tag=None):
         """One round trip -> (call fields, {} when the call is unknown; the side, found from
@@ -392,7 +394,7 @@ _UPDATE_IF_EXISTS = Script(1, """
 if redis.call('exists', KEYS[1]) == 1 then
   redis.call('hset', KEYS[1], unpack(ARGV, 2))
   redis.call('expire', KEYS[1], ARGV[1])
-  return 1
+  return redis.call('hmget', KEYS[1], 'x_phase', 'x_a', 'x_c')
 end
-return 0
+return false
 """)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from calls import callee, caller, register
-from harness import read_port, wait_for
+from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
 from transfer_calls import target, transferring_call, unanswering_target
 
 NAMES = {0xA: "A", 0xB: "B", 0xC: "C"}
@@ -246,3 +246,33 @@ def test_an_invalid_target_gives_a_tone_and_the_call_goes_on(pbx_transfer, code,
     c.passed()
     failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
     assert [f["reason"] for f in failed] == [reason]
+
+
+def test_after_a_transfer_re_invites_are_answered_by_the_proxy(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=100, hold_ms=7000)
+    a = callee(pbx, "202", hangup="callee", hold_ms=2000, ssrc=0xA)
+    register(pbx, "202", a.port).passed()
+    path = pbx.workdir / "client.xml"
+    path.write_text((PARTIES / "client_reinvite.xml").read_text().replace("WAIT_MS", "3500"))
+    media = RtpPeer(0xC)
+    c = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="client",
+             port=pbx.trunk_port,
+             variables={"from_user": "+4930123456", "from_domain": "carrier.example",
+                        "to_user": "202", "to_domain": "t1.test", "rtp_port": media.port,
+                        "outdir": pbx.workdir, "party": "client"})
+    c.media = media
+    a.media.dtmf(read_port(pbx.workdir, a.name), "*100")
+    a.passed()
+    wait_kind(pbx, "completed")
+    c_port = read_port(pbx.workdir, "client")
+    wait_for(lambda: (pbx.workdir / "client.rport3").exists(), timeout=8,
+             what="C's re-INVITEs answered")
+    # Hold and resume answered by the proxy with C's own rtpengine port; media flows on.
+    assert int((pbx.workdir / "client.rport2").read_text()) == c_port
+    assert int((pbx.workdir / "client.rport3").read_text()) == c_port
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert len(b.received("INVITE ")) == 1                     # B never saw C's re-INVITEs
