@@ -13,8 +13,10 @@ RETRIES = 3
 
 def may_type_codes(call, side):
     """Codes are collected only for a tenant with "Transfer by PBX" on, and only from the
-    party that is one of its extensions (the client's digits always pass through)."""
-    return call.get("pbx_transfer") == "on" and call.get(f"{side}_role") == "ext"
+    party that is one of its extensions (the client's digits always pass through). The legs
+    the proxy calls for a transfer are always extensions."""
+    return call.get("pbx_transfer") == "on" and (call.get(f"{side}_role") == "ext"
+                                                 or side.startswith("leg"))
 
 
 def rules(call):

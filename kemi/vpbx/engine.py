@@ -174,7 +174,7 @@ class Engine:
         fields = {}
         for e in effects:
             if isinstance(e, t.Call):
-                tag = os.urandom(6).hex()
+                tag = f"{e.leg}.{os.urandom(6).hex()}"      # store.leg_of_tag reads it
                 fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": "ext",
                                f"{e.leg}_callid": self.sip.leg_callid(callid, e.leg),
                                f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",

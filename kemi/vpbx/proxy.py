@@ -258,6 +258,8 @@ class Proxy:
             return
         if KSR.is_BYE():
             self.bye_to_engine(callid, transfer.Hangup(leg))
+        elif KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES:
+            self.route_info_dtmf(callid, leg)       # B may transfer the client on
         else:
             self.route_joined_request(callid, leg)
 

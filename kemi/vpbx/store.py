@@ -43,6 +43,13 @@ def dtmf_key(callid, side):
 
 
 SIDES = ("caller", "callee")
+
+
+def leg_of_tag(tag):
+    """The leg an rtpengine party tag belongs to when the proxy made it ("leg2.9f3a…"), else
+    None (the original sides' tags are their SIP tags)."""
+    leg, dot, _ = tag.partition(".")
+    return leg if dot and leg.startswith("leg") and leg[3:].isdigit() else None
 TIMERS = ("code", "rearm", "t:no_answer", "t:relink", "t:recall", "t:hangup")
 
 
@@ -270,8 +277,11 @@ class Store:
     def dtmf_load(self, callid, side=None, rtp_tag=None):
         """One round trip -> (call fields, {} when the call is unknown; the side, found from
         rtpengine's party tag when not given; that side's typing state)."""
+        if side is None and rtp_tag:
+            side = leg_of_tag(rtp_tag)      # a leg the proxy called names itself in its tag
+        sides = (side,) if side else SIDES
         replies = self.fast.pipeline(("HMGET", call_key(callid), *self.DTMF_CALL_FIELDS),
-                                     *(("HGETALL", dtmf_key(callid, s)) for s in SIDES))
+                                     *(("HGETALL", dtmf_key(callid, s)) for s in sides))
         call = dict(zip(self.DTMF_CALL_FIELDS, replies[0]))
         if call["tenant"] is None:
             return {}, side, {}
@@ -279,7 +289,7 @@ class Store:
             side = {call["rtp_caller"]: "caller", call["rtp_callee"]: "callee"}.get(rtp_tag)
             if side is None:
                 return {}, None, {}
-        return call, side, _as_dict(replies[1 + SIDES.index(side)])
+        return call, side, _as_dict(replies[1 + sides.index(side)])
 
     def ext_match(self, domain, digits):
         """-> (digits are an extension, some longer extension starts with them)"""

@@ -34,7 +34,8 @@ def tone_power(samples, freq, rate=RATE):
 
 
 class Baresip:
-    def __init__(self, workdir, user, domain, proxy, tone_hz, password=None, rtp_base=40000):
+    def __init__(self, workdir, user, domain, proxy, tone_hz, password=None, rtp_base=40000,
+                 answermode="auto"):
         self.dir = Path(workdir) / f"baresip-{user}"
         self.dir.mkdir()
         self.user, self.domain, self.tone_hz = user, domain, tone_hz
@@ -55,7 +56,7 @@ class Baresip:
             f"snd_path {self.dir}", ""]))
         auth = f";auth_pass={password}" if password else ""
         (self.dir / "accounts").write_text(
-            f'<sip:{user}@{domain}>{auth};outbound="sip:{proxy}";answermode=auto;regint=300;'
+            f'<sip:{user}@{domain}>{auth};outbound="sip:{proxy}";answermode={answermode};regint=300;'
             "audio_codecs=PCMU\n")
         self.log = self.dir / "log"
         with open(self.log, "wb") as out:

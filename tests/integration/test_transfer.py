@@ -9,7 +9,7 @@ from calls import callee, caller, register
 from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
 from transfer_calls import target, transferring_call, unanswering_target
 
-NAMES = {0xA: "A", 0xB: "B", 0xC: "C"}
+NAMES = {0xA: "A", 0xB: "B", 0xC: "C", 0xD: "D"}
 
 
 def transfer_kinds(pbx):
@@ -276,3 +276,24 @@ def test_after_a_transfer_re_invites_are_answered_by_the_proxy(pbx_transfer):
     b.passed()
     c.passed()
     assert len(b.received("INVITE ")) == 1                     # B never saw C's re-INVITEs
+
+
+def test_the_target_transfers_the_client_on(pbx_transfer):
+    pbx = pbx_transfer
+    pbx.store.ext_add("t1.test", "103")
+    b = target(pbx, "100", ring_ms=100, hold_ms=5000)
+    d = target(pbx, "103", ring_ms=100, hold_ms=4000, name="second", ssrc=0xD)
+    a, c = transferring_call(pbx, "*100", hold_ms=1500)
+    c_port = read_port(pbx.workdir, c.name)
+    a.passed()
+    wait_kind(pbx, "completed")
+    b.media.dtmf(read_port(pbx.workdir, b.name), "*103")     # B types on its phone
+    wait_for(lambda: transfer_kinds(pbx).count("completed") == 2, timeout=10,
+             what="the second transfer")
+    b.passed()
+    cd = {"C": (c, c_port), "D": (d, read_port(pbx.workdir, d.name))}
+    assert who_hears(cd) == {"C": {"D"}, "D": {"C"}}
+    d.passed()
+    c.passed()
+    invite = d.received("INVITE ")[0]
+    assert header(invite, "Referred-By") == "<sip:100@t1.test>"
