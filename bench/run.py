@@ -8,8 +8,9 @@ through each: INVITE with SDP -> 180/200 -> ACK -> pause -> BYE, from one open e
 to another.
 See docs/benchmarks.md for what is measured and how.
 
-Environment: BENCH_CALLS (default 600), BENCH_RATE (calls/s, default 50), BENCH_KEEP=1
-keeps the work directory (logs, SIPp error files) even when all went well.
+Environment: BENCH_CALLS (default 600), BENCH_RATE (calls/s, default 50), BENCH_CODES
+(feature codes timed, default 60), BENCH_ONLY=codes (only the feature-code latency),
+BENCH_KEEP=1 keeps the work directory (logs, SIPp error files) even when all went well.
 """
 import dataclasses
 import json
@@ -221,6 +222,7 @@ def finish(t, work):
 # ---- feature-code latency ------------------------------------------------------
 
 CODES = int(os.environ.get("BENCH_CODES", "60"))
+ONLY = os.environ.get("BENCH_ONLY", "")      # "codes": only the feature-code latency
 CODE_TARGET = "199"         # an extension no longer one starts with: *199 completes on its 9
 
 
@@ -337,27 +339,30 @@ def main():
         store.tenant_add(TENANT)
         for ext in (CALLER, *CALLEES.values()):
             store.ext_add(TENANT, ext)
-        native_port = free_port()
-        native = start_native(procs, work, cfg, native_port)
-        targets = [Target("vpbx", cfg.sip_port, CALLEES["vpbx"], stack.running(cfg)["kamailio"]),
-                   Target("native", native_port, CALLEES["native"], native.pid)]
-        for t in targets:
-            warm_up(t, procs, work)
-        time.sleep(1)
-        idle = idle_rates(targets, r)
-        # Rounds alternate between the two, so that a change in what else the machine runs
-        # meanwhile (2 cores) weighs on both alike.
-        for round_no in range(ROUNDS):
+        if ONLY != "codes":
+            native_port = free_port()
+            native = start_native(procs, work, cfg, native_port)
+            targets = [Target("vpbx", cfg.sip_port, CALLEES["vpbx"],
+                              stack.running(cfg)["kamailio"]),
+                       Target("native", native_port, CALLEES["native"], native.pid)]
             for t in targets:
-                measure(t, procs, work, r, round_no, idle)
-        for t in targets:
-            finish(t, work)
+                warm_up(t, procs, work)
+            time.sleep(1)
+            idle = idle_rates(targets, r)
+            # Rounds alternate between the two, so that a change in what else the machine runs
+            # meanwhile (2 cores) weighs on both alike.
+            for round_no in range(ROUNDS):
+                for t in targets:
+                    measure(t, procs, work, r, round_no, idle)
+            for t in targets:
+                finish(t, work)
         latencies = code_latency(procs, work, cfg, store, r)
         left = {"rtpengine calls": len(cfg.ng().calls()),
                 "vpbx call records": len(list(r.scan_iter(match="vpbx:call:*", count=1000))),
                 "native call records": len(list(r.scan_iter(match="bench:call:*", count=1000)))}
         leftovers = ", ".join(f"{v} {k}" for k, v in left.items() if v)
         ok = not leftovers and all(t.calls == ROUNDS * (CALLS // ROUNDS) for t in targets)
+        ok = ok and (ONLY == "codes" or len(targets) == 2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
