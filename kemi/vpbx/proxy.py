@@ -511,6 +511,7 @@ class Proxy:
         """tm's local-request event: an INVITE the proxy sends to a leg gets its reply routes."""
         try:
             if evname == "tm:local-request" and KSR.is_INVITE() and uac.parse_leg_callid(pv("$ci")):
+                uac.restore_display(pv("$ci"))
                 KSR.tm.t_on_reply("ksr_onreply_leg")
                 KSR.tm.t_on_failure("ksr_failure_leg")
         except Exception:

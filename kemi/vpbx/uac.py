@@ -14,6 +14,9 @@ import KSR
 from .registration import parse_contact
 
 LEG_PREFIX = "vpbx-"
+# t_uac_send drops the From display name (Kamailio 5.6): the INVITE being sent by this process
+# leaves it here, and tm's local-request event (run inside t_uac_send) puts it back.
+_DISPLAY = {}
 
 
 def leg_callid(callid, leg):
@@ -74,7 +77,21 @@ def invite(call, leg, sdp, identity, referred_by):
                + (f"Privacy: {privacy}\r\n" if privacy else "")
                + (f"Referred-By: {referred_by}\r\n" if referred_by else "")
                + "Content-Type: application/sdp\r\n")
-    _send("INVITE", ruri, dst, sock, headers, sdp)
+    display = from_hdr.partition("<")[0].strip()
+    if display:
+        _DISPLAY[callid] = display
+    try:
+        _send("INVITE", ruri, dst, sock, headers, sdp)
+    finally:
+        _DISPLAY.pop(callid, None)
+
+
+def restore_display(callid):
+    """In tm's local-request event: the From display name t_uac_send dropped."""
+    display = _DISPLAY.get(callid)
+    if display:
+        safe = "".join(ch for ch in display if ch.isalnum() or ch in ' "+-_.')
+        KSR.textops.subst_hf("From", f"/^[^<]*</{safe} </", "f")
 
 
 def bye(call, leg):

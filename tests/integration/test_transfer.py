@@ -56,6 +56,7 @@ def test_attended_transfer(pbx_transfer):
     b.passed()                          # B hangs up: the proxy ends C's call too
     c.passed()
     assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]
+    assert len(c.received("INVITE ")) == 1                  # C never got a re-INVITE
     invite = b.received("INVITE ")[0]
     assert header(invite, "From").startswith("<sip:201@t1.test>;tag=")
     assert header(invite, "P-Asserted-Identity") == "<sip:201@t1.test>"
@@ -80,6 +81,7 @@ def test_blind_transfer(pbx_transfer):
     b.passed()
     c.passed()
     assert transfer_kinds(pbx) == ["started", "ringing", "blind", "completed"]
+    assert len(c.received("INVITE ")) == 1
 
 
 def test_return_while_the_target_rings(pbx_transfer):
@@ -200,7 +202,8 @@ def test_with_the_callers_number_the_target_sees_the_client(pbx_transfer):
     b.passed()
     c.passed()                                  # the proxy's BYE reached the client
     invite = b.received("INVITE ")[0]
-    assert header(invite, "From").startswith("<sip:+4930123456@t1.test>;tag=")
+    # The client's number and name (t_uac_send drops display names: the proxy restores it).
+    assert header(invite, "From").startswith('"Caller +4930123456" <sip:+4930123456@t1.test>;tag=')
     assert header(invite, "P-Asserted-Identity") == "<sip:+4930123456@t1.test>"
     assert header(invite, "Referred-By") == "<sip:202@t1.test>"
 
@@ -297,3 +300,47 @@ def test_the_target_transfers_the_client_on(pbx_transfer):
     c.passed()
     invite = d.received("INVITE ")[0]
     assert header(invite, "Referred-By") == "<sip:100@t1.test>"
+
+
+def test_when_the_call_back_fails_too_c_hears_a_tone_and_is_hung_up(pbx_transfer):
+    pbx = pbx_transfer
+    pbx.store.setting_set("t1.test", "transfer_recall_retries", "0")
+    b = target(pbx, "100", ring_ms=1500, busy=True)
+    back = target(pbx, "201", ring_ms=200, busy=True, name="recall")
+    a, c = transferring_call(pbx, "*100", hold_ms=300)
+    c_port = read_port(pbx.workdir, c.name)
+    a.passed()
+    b.passed()
+    back.passed()
+    assert who_hears({"C": (c, c_port)}, seconds=0.6) == {"C": {"media"}}     # the tone
+    c.passed()                                  # then the proxy's BYE
+    assert transfer_kinds(pbx) == ["started", "ringing", "blind", "failed", "recall", "ringing",
+                                   "failed"]
+
+
+def test_the_clients_privacy_is_kept(pbx_transfer):
+    """Caller-number on, and the client asked for privacy: B sees an anonymous From, the
+    identity only in P-Asserted-Identity, with Privacy: id."""
+    pbx = pbx_transfer
+    pbx.store.setting_set("t1.test", "transfer_caller_id", "on")
+    b = target(pbx, "100", ring_ms=100, hold_ms=3000)
+    a = callee(pbx, "202", hangup="callee", hold_ms=2000, ssrc=0xA)
+    register(pbx, "202", a.port).passed()
+    path = pbx.workdir / "private_client.xml"
+    path.write_text((PARTIES / "caller.xml").read_text().replace(
+        "Max-Forwards: 70\n", "Max-Forwards: 70\nPrivacy: id\n"
+        "P-Asserted-Identity: <sip:+4930123456@carrier.example>\n", 1))
+    media = RtpPeer(0xC)
+    c = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="client",
+             port=pbx.trunk_port,
+             variables={"from_user": "anonymous", "from_domain": "carrier.example",
+                        "to_user": "202", "to_domain": "t1.test", "rtp_port": media.port,
+                        "outdir": pbx.workdir, "party": "client", "hangup": "callee"})
+    a.media.dtmf(read_port(pbx.workdir, a.name), "*100")
+    a.passed()
+    b.passed()
+    c.passed()
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "From").startswith('"Anonymous" <sip:anonymous@anonymous.invalid>;tag=')
+    assert header(invite, "P-Asserted-Identity") == "<sip:+4930123456@t1.test>"
+    assert header(invite, "Privacy") == "id"
