@@ -20,6 +20,16 @@ def wait_kind(pbx, kind, timeout=10):
     wait_for(lambda: kind in transfer_kinds(pbx), timeout=timeout, what=f"transfer event {kind}")
 
 
+def failure_reasons(pbx):
+    return [e["reason"] for _, e in pbx.store.events() if e.get("kind") == "failed"]
+
+
+def talking_again(ac):
+    """After the failure tone A and C hear each other again."""
+    wait_for(lambda: who_hears(ac, seconds=0.4) == {"A": {"C"}, "C": {"A"}}, timeout=4,
+             what="A and C talking again")
+
+
 def who_hears(parties, seconds=1.0):
     """parties: {name: (sipp party, media port to send to)} -> {name: set of senders heard}."""
     for party, _ in parties.values():
@@ -118,12 +128,10 @@ def test_busy_target_a_hears_a_tone_and_is_back_with_c(pbx_transfer):
     wait_kind(pbx, "failed")
     b.passed()
     assert who_hears(ac, seconds=0.6) == {"A": {"media"}, "C": {"media"}}   # tone; music
-    wait_for(lambda: who_hears(ac, seconds=0.4) == {"A": {"C"}, "C": {"A"}}, timeout=4,
-             what="A and C talking again")
+    talking_again(ac)
     a.passed()
     c.passed()
-    failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
-    assert failed[0]["reason"] == "busy"
+    assert failure_reasons(pbx) == ["busy"]
 
 
 def test_target_hangs_up_during_the_consultation(pbx_transfer):
@@ -229,12 +237,10 @@ def test_no_answer_a_hears_a_tone_and_is_back_with_c(pbx_transfer):
     ac = ports_of(pbx, A=a, C=c)
     wait_kind(pbx, "failed", timeout=8)
     b.passed()                                                  # cancelled after 5 s
-    wait_for(lambda: who_hears(ac, seconds=0.4) == {"A": {"C"}, "C": {"A"}}, timeout=4,
-             what="A and C talking again")
+    talking_again(ac)
     a.passed()
     c.passed()
-    failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
-    assert failed[0]["reason"] == "no_answer"
+    assert failure_reasons(pbx) == ["no_answer"]
 
 
 @pytest.mark.parametrize("code,reason", [("*200", "not_registered"), ("*202", "own_call")])
@@ -247,8 +253,7 @@ def test_an_invalid_target_gives_a_tone_and_the_call_goes_on(pbx_transfer, code,
     assert who_hears(ac) == {"A": {"C"}, "C": {"A"}}
     a.passed()
     c.passed()
-    failed = [e for _, e in pbx.store.events() if e.get("kind") == "failed"]
-    assert [f["reason"] for f in failed] == [reason]
+    assert failure_reasons(pbx) == [reason]
 
 
 def test_after_a_transfer_re_invites_are_answered_by_the_proxy(pbx_transfer):
