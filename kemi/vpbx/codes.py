@@ -13,14 +13,14 @@ RETRIES = 3
 
 def may_type_codes(call, side):
     """Codes are collected only for a tenant with "Transfer by PBX" on, and only from the
-    party that is one of its extensions (the client's digits always pass through). The legs
-    the proxy calls for a transfer are always extensions."""
-    return call.get("pbx_transfer") == "on" and (call.get(f"{side}_role") == "ext"
-                                                 or side.startswith("leg"))
+    party that is one of its extensions (the client's digits always pass through)."""
+    return call.get("pbx_transfer") == "on" and call.get(f"{side}_role") == "ext"
 
 
 def rules(call):
-    return dtmf.Rules(timeout=float(call.get("transfer_digit_timeout") or 3))
+    # External numbers (when the tenant allows them as targets) are longer than extensions.
+    return dtmf.Rules(timeout=float(call.get("transfer_digit_timeout") or 3),
+                      max_digits=20 if call.get("transfer_external") else 8)
 
 
 RETURN = frozenset({"1"})

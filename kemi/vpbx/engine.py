@@ -10,7 +10,7 @@ import logging
 import os
 import time
 
-from . import transfer as t
+from . import routing, transfer as t
 from .media import Media
 from .sounds import Sounds
 
@@ -92,7 +92,9 @@ class Engine:
         other = state.c if side == state.a else state.a
         own, others = call.get(f"{side}_ext", ""), call.get(f"{other}_ext", "")
         exact, _ = self.store.ext_match(call["tenant"], ext)
-        if not exact:
+        if not exact and routing.external_target(ext, call.get("transfer_external", "")):
+            refused = "" if self.store.outbound_trunk(call["tenant"]) else "no_outbound_trunk"
+        elif not exact:
             refused = "no_such_extension"
         elif ext in (own, others):
             refused = "own_call"
@@ -175,9 +177,10 @@ class Engine:
         for e in effects:
             if isinstance(e, t.Call):
                 tag = f"{e.leg}.{os.urandom(6).hex()}"      # store.leg_of_tag reads it
-                fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": "ext",
+                role = "ext" if self.store.ext_match(call["tenant"], e.ext)[0] else "trunk"
+                fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": role,
                                f"{e.leg}_callid": self.sip.leg_callid(callid, e.leg),
-                               f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",
+                               f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",  # as B sees it
                                f"{e.leg}_ltag": tag, f"rtp_{e.leg}": tag, f"{e.leg}_cseq": "1"})
         return fields
 
@@ -221,14 +224,23 @@ class Engine:
                 log.exception("vpbx: %s: effect %s failed", callid, e)
         return message
 
+    def destination(self, call, leg, ext):
+        """(Request-URI, proxy socket) for calling `ext`: its registered contact, or for an
+        external number the tenant's outbound trunk. None when there is no way."""
+        if call.get(f"{leg}_role") == "trunk":
+            trunk = self.store.outbound_trunk(call["tenant"])
+            return (f"sip:{ext}@{trunk}", call["caller_socket"]) if trunk else None
+        binding = self.store.binding(call["tenant"], ext)
+        return (binding["contact"], binding["socket"]) if binding else None
+
     def call_leg(self, callid, call, media, e):
-        binding = self.store.binding(call["tenant"], e.ext)
-        if not binding:
+        where = self.destination(call, e.leg, e.ext)
+        if not where:
             self.handle(callid, t.Failed(e.leg, "not_registered"))
             return
         sdp = media.offer_new(call[f"rtp_{e.leg}"], call[f"rtp_{e.client}"], call[f"{e.client}_sdp"])
         from_hdr, pai, privacy = identity(call, e.client, e.transferor, e.recall)
-        fields = {f"{e.leg}_target": binding["contact"], f"{e.leg}_socket": binding["socket"],
+        fields = {f"{e.leg}_target": where[0], f"{e.leg}_socket": where[1],
                   f"{e.leg}_from": f"{from_hdr};tag={call[f'{e.leg}_ltag']}"}
         self.store.leg_update(callid, fields)
         call.update(fields)

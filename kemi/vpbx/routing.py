@@ -60,6 +60,13 @@ class InviteFacts:
     outbound: Optional[str]         # the tenant's outbound trunk, IP:PORT
 
 
+def external_target(number, prefixes):
+    """Whether a transfer may go to `number` outside the tenant: an external number (as the
+    outbound routing sees it) starting with one of the tenant's allowed prefixes."""
+    allowed = [p for p in prefixes.split(",") if p]
+    return bool(_EXTERNAL.match(number)) and any(number.startswith(p) for p in allowed)
+
+
 def route_invite(f: InviteFacts) -> Decision:
     if f.trunk_tenant:
         if f.callee_is_ext:

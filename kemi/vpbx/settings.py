@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Setting:
-    kind: str               # "bool" | "choice" | "int"
+    kind: str               # "bool" | "choice" | "int" | "prefixes"
     default: object
     doc: str
     choices: tuple = ()
@@ -42,6 +42,9 @@ SETTINGS = {
         "int", 1000, "Ringback cadence: tone length (ms).", low=100, high=5000),
     "transfer_ringback_off_ms": Setting(
         "int", 4000, "Ringback cadence: pause length (ms).", low=0, high=10000),
+    "transfer_external": Setting(
+        "prefixes", "", "External numbers a code may transfer to, by prefix (e.g. 0049,0030; "
+        "'' = none: extensions only, the toll-fraud guard); called via the outbound trunk."),
 }
 
 _TRUE = {"on", "yes", "true", "1"}
@@ -67,6 +70,11 @@ def normalise(name, text):
         if value in setting.choices:
             return value
         raise ValueError(f"{name} takes one of {', '.join(setting.choices)}, not {text!r}")
+    if setting.kind == "prefixes":
+        prefixes = [p.strip() for p in value.split(",") if p.strip()]
+        if all(p.isdigit() and len(p) <= 20 for p in prefixes):
+            return ",".join(prefixes)
+        raise ValueError(f"{name} takes digit prefixes separated by commas (or ''), not {text!r}")
     try:
         number = int(value)
     except ValueError:

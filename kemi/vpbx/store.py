@@ -202,6 +202,10 @@ class Store:
             return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding)
         return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding)
 
+    def outbound_trunk(self, domain):
+        """IP:PORT of the tenant's outbound trunk, or None."""
+        return self.fast.pipeline(("HGET", tenant_key(domain), "outbound"))[0]
+
     def binding(self, domain, ext):
         """The extension's registered binding, {} when it is not registered."""
         return _as_dict(self.fast.pipeline(("HGETALL", loc_key(domain, ext)))[0])
@@ -270,7 +274,8 @@ class Store:
 
     # ---- feature codes (DTMF) ----------------------------------------------
 
-    DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "caller_role",
+    DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "transfer_external",
+                        "caller_role",
                         "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee",
                         "x_phase", "x_a", "x_c")
 
@@ -280,9 +285,10 @@ class Store:
         if side is None and rtp_tag:
             side = leg_of_tag(rtp_tag)      # a leg the proxy called names itself in its tag
         sides = (side,) if side else SIDES
-        replies = self.fast.pipeline(("HMGET", call_key(callid), *self.DTMF_CALL_FIELDS),
+        names = self.DTMF_CALL_FIELDS + ((f"{side}_role",) if side not in (None, *SIDES) else ())
+        replies = self.fast.pipeline(("HMGET", call_key(callid), *names),
                                      *(("HGETALL", dtmf_key(callid, s)) for s in sides))
-        call = dict(zip(self.DTMF_CALL_FIELDS, replies[0]))
+        call = dict(zip(names, replies[0]))
         if call["tenant"] is None:
             return {}, side, {}
         if side is None:

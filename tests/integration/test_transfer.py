@@ -349,3 +349,26 @@ def test_the_clients_privacy_is_kept(pbx_transfer):
     assert header(invite, "From").startswith('"Anonymous" <sip:anonymous@anonymous.invalid>;tag=')
     assert header(invite, "P-Asserted-Identity") == "<sip:+4930123456@t1.test>"
     assert header(invite, "Privacy") == "id"
+
+
+def test_an_external_number_the_tenant_allows_is_called_through_its_trunk(pbx_transfer):
+    pbx = pbx_transfer
+    pbx.store.setting_set("t1.test", "transfer_external", "0030")
+    b = target(pbx, "00301234567", ring_ms=100, hold_ms=4000, port=pbx.outbound_port)
+    a, c = transferring_call(pbx, "*00301234567#", hold_ms=1500)
+    a.passed()
+    wait_kind(pbx, "completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, read_port(pbx.workdir, c.name))}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    invite = b.received("INVITE ")[0]
+    assert invite.startswith(f"INVITE sip:00301234567@127.0.0.1:{pbx.outbound_port} ")
+
+
+def test_external_numbers_are_refused_by_default(pbx_transfer):
+    pbx = pbx_transfer
+    a, c = transferring_call(pbx, "*0301234#", hold_ms=1500)
+    a.passed()
+    c.passed()
+    assert failure_reasons(pbx) == ["no_such_extension"]

@@ -5,19 +5,21 @@ from dtmf_calls import RELAY, caller_info
 from harness import PARTIES, RtpPeer, Sipp
 
 
-def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB, busy=False):
+def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB, busy=False,
+           port=None):
     """B: registered as `ext`, rings ring_ms, talks until a BYE or hold_ms after answering
-    (or, busy, answers 486 after ringing)."""
+    (or, busy, answers 486 after ringing). With `port` (a trunk's), B is not registered."""
     media = RtpPeer(ssrc)
     path = pbx.workdir / f"{name}.xml"
     template = PARTIES / ("target_busy.xml" if busy else "target.xml")
     path.write_text(template.read_text().replace("RING_MS", str(ring_ms))
                     .replace("HOLD_MS", str(hold_ms)))
-    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name,
+    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,
                  variables={"user": ext, "rtp_port": media.port, "outdir": pbx.workdir,
                             "party": name})
     party.media = media
-    register(pbx, ext, party.port).passed()
+    if port is None:
+        register(pbx, ext, party.port).passed()
     return party
 
 

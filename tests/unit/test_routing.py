@@ -1,5 +1,6 @@
 import pytest
 
+from vpbx import routing
 from vpbx.routing import (InviteFacts, Register, Reject, ToExtension, ToTrunk, auth_failure_reason,
                           route_invite, route_register)
 
@@ -70,3 +71,14 @@ def test_auth_failures():
     assert "wrong password" in auth_failure_reason(-2)
     assert auth_failure_reason(-5) is None      # no credentials: challenge
     assert auth_failure_reason(-4) is None      # stale nonce: challenge again
+
+
+@pytest.mark.parametrize("number,prefixes,allowed", [
+    ("004930123456", "0049", True),
+    ("004930123456", "0030,0049", True),
+    ("004930123456", "", False),                 # no prefixes: extensions only
+    ("0033123456", "0049", False),
+    ("100", "1", False),                         # an extension-like number is not external
+])
+def test_external_transfer_targets(number, prefixes, allowed):
+    assert routing.external_target(number, prefixes) is allowed

@@ -8,7 +8,7 @@ def test_defaults_when_nothing_is_stored():
         "pbx_transfer": False, "transfer_caller_id": False, "transfer_hold_media": "music",
         "transfer_digit_timeout": 3, "transfer_no_answer_timeout": 15, "transfer_recall": True,
         "transfer_recall_retries": 2, "transfer_recall_delay": 10, "transfer_ringback_hz": 425,
-        "transfer_ringback_on_ms": 1000, "transfer_ringback_off_ms": 4000}
+        "transfer_ringback_on_ms": 1000, "transfer_ringback_off_ms": 4000, "transfer_external": ""}
 
 
 @pytest.mark.parametrize("text,stored", [("on", "on"), ("YES", "on"), ("1", "on"), ("off", "off"),
@@ -41,3 +41,14 @@ def test_render_round_trips_bools():
 def test_int_setting():
     assert settings.normalise("transfer_digit_timeout", " 5 ") == "5"
     assert settings.effective({"transfer_digit_timeout": "5"})["transfer_digit_timeout"] == 5
+
+
+@pytest.mark.parametrize("text,stored", [("0049, 0030", "0049,0030"), ("", ""), (" 0 ", "0")])
+def test_external_prefixes(text, stored):
+    assert settings.normalise("transfer_external", text) == stored
+
+
+@pytest.mark.parametrize("text", ["+49", "00a", "0049;0030"])
+def test_bad_external_prefixes(text):
+    with pytest.raises(ValueError, match="digit prefixes"):
+        settings.normalise("transfer_external", text)
