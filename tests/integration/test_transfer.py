@@ -372,3 +372,20 @@ def test_external_numbers_are_refused_by_default(pbx_transfer):
     a.passed()
     c.passed()
     assert failure_reasons(pbx) == ["no_such_extension"]
+
+
+def test_after_a_transfer_the_targets_re_invite_is_answered_by_the_proxy(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=100, hold_ms=3000, reinvite_after_ms=2500)
+    a, c = transferring_call(pbx, "*100", hold_ms=1000)
+    a.passed()
+    wait_kind(pbx, "completed")
+    b_port = read_port(pbx.workdir, b.name)
+    wait_for(lambda: (pbx.workdir / f"{b.name}.rport2").exists(), timeout=8,
+             what="B's re-INVITE answered")
+    assert int((pbx.workdir / f"{b.name}.rport2").read_text()) == b_port   # same rtpengine port
+    bc = {"B": (b, b_port), "C": (c, read_port(pbx.workdir, c.name))}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert len(c.received("INVITE ")) == 1                      # C saw nothing of it

@@ -5,15 +5,68 @@ from dtmf_calls import RELAY, caller_info
 from harness import PARTIES, RtpPeer, Sipp
 
 
+REINVITE = """  <pause milliseconds="{wait}" />
+  <send retrans="500">
+    <![CDATA[
+INVITE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From:[$to_hdr];tag=[pid]t[call_number]
+To:[$from_hdr]
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:[$user]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 3 4 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [$rtp_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=sendrecv
+
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="200">
+    <action>
+      <ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="m2,rport2" />
+      <exec command="echo [$rport2] > [$outdir]/[$party].rport2" />
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From:[$to_hdr];tag=[pid]t[call_number]
+To:[$from_hdr]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <Reference variables="m2" />
+"""
+
+
 def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB, busy=False,
-           port=None):
+           port=None, reinvite_after_ms=None):
     """B: registered as `ext`, rings ring_ms, talks until a BYE or hold_ms after answering
-    (or, busy, answers 486 after ringing). With `port` (a trunk's), B is not registered."""
+    (or, busy, answers 486 after ringing). With `port` (a trunk's), B is not registered.
+    With reinvite_after_ms, B sends a session-refresh re-INVITE that long after answering
+    (the media port of its answer goes to outdir/NAME.rport2)."""
     media = RtpPeer(ssrc)
     path = pbx.workdir / f"{name}.xml"
     template = PARTIES / ("target_busy.xml" if busy else "target.xml")
+    reinvite = REINVITE.format(wait=reinvite_after_ms) if reinvite_after_ms is not None else ""
     path.write_text(template.read_text().replace("RING_MS", str(ring_ms))
-                    .replace("HOLD_MS", str(hold_ms)))
+                    .replace("HOLD_MS", str(hold_ms)).replace("<!-- REINVITE -->\n", reinvite))
     party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,
                  variables={"user": ext, "rtp_port": media.port, "outdir": pbx.workdir,
                             "party": name})
