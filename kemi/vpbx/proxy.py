@@ -11,7 +11,7 @@ import traceback
 
 import KSR
 
-from . import codes, dtmf, registration, resp, routing, settings, transfer
+from . import codes, dtmf, refer, registration, resp, routing, settings, transfer
 from . import uac
 from .engine import Engine
 from .media import Media
@@ -96,6 +96,16 @@ logging.getLogger("vpbx").setLevel(logging.INFO)
 
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
+
+
+class TenantSet:
+    """`domain in TenantSet(store)`: a known tenant (asked only when needed)."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def __contains__(self, domain):
+        return self.store.is_tenant(domain)
 
 
 def joined_by_proxy(phase, a, c):
@@ -190,6 +200,8 @@ class Proxy:
             self.route_invite()
         elif KSR.is_OPTIONS() and KSR.is_myself_ruri() > 0:
             KSR.sl.sl_send_reply(200, "OK")
+        elif pv("$rm") == "REFER":
+            KSR.sl.sl_send_reply(403, "Forbidden - REFER outside a dialog")
         else:
             KSR.sl.sl_send_reply(405, "Method Not Allowed")
 
@@ -228,6 +240,8 @@ class Proxy:
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
         else:
             side = sender_side()
+            if pv("$rm") == "REFER" and not self.checked_refer(callid):
+                return
             fields = {f"{side}_cseq": pv("$cs")}
             sdp = has_sdp()
             if sdp:
@@ -241,6 +255,34 @@ class Proxy:
                 KSR.pv.sets(SIDE_AVP, side)
                 KSR.tm.t_on_reply("ksr_onreply_in_dialog")
         self.relay()
+
+    def checked_refer(self, callid):
+        """A phone's REFER: Refer-To checked and rewritten to the tenant's extension URI (the
+        transferee then calls an address the proxy routes). False when answered here."""
+        call = self.store.call_load(callid)
+        if not call:
+            KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            return False
+        if joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
+            KSR.sl.sl_send_reply(501, "Not Implemented - REFER in a call the PBX transferred")
+            return False
+        try:
+            target = refer.parse_refer_to(pv("$hdr(Refer-To)"))
+        except refer.BadRefer as bad:
+            KSR.sl.sl_send_reply(400, f"Bad Request - {bad}")
+            return False
+        tenant = call["tenant"]
+        decided = refer.normalise(
+            target, tenant, TenantSet(self.store),
+            lambda user: self.store.ext_match(tenant, user)[0],
+            call.get("transfer_external", ""),
+            lambda host: KSR.is_myself(f"sip:{host}") > 0)
+        if isinstance(decided, refer.Refused):
+            KSR.sl.sl_send_reply(decided.code, decided.reason)
+            return False
+        KSR.hdr.remove("Refer-To")
+        KSR.hdr.append(f"Refer-To: {decided}\r\n")
+        return True
 
     def bye_to_engine(self, callid, hangup, record=None):
         """A BYE in a call the transfer engine looks after: answered here, or relayed as

@@ -3,6 +3,7 @@
 Values are stored in Redis as text ("on"/"off", a choice, an integer) in the
 tenant hash; a missing field means the default.
 """
+import re
 from dataclasses import dataclass
 
 
@@ -72,7 +73,7 @@ def normalise(name, text):
         raise ValueError(f"{name} takes one of {', '.join(setting.choices)}, not {text!r}")
     if setting.kind == "prefixes":
         prefixes = [p.strip() for p in value.split(",") if p.strip()]
-        if all(p.isdigit() and len(p) <= 20 for p in prefixes):
+        if all(re.fullmatch(r"\+?[0-9]{1,20}", p) for p in prefixes):
             return ",".join(prefixes)
         raise ValueError(f"{name} takes digit prefixes separated by commas (or ''), not {text!r}")
     try:

@@ -202,6 +202,9 @@ class Store:
             return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding)
         return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding)
 
+    def is_tenant(self, domain):
+        return bool(self.fast.pipeline(("SISMEMBER", TENANTS, domain))[0])
+
     def outbound_trunk(self, domain):
         """IP:PORT of the tenant's outbound trunk, or None."""
         return self.fast.pipeline(("HGET", tenant_key(domain), "outbound"))[0]

@@ -48,7 +48,7 @@ def test_external_prefixes(text, stored):
     assert settings.normalise("transfer_external", text) == stored
 
 
-@pytest.mark.parametrize("text", ["+49", "00a", "0049;0030"])
+@pytest.mark.parametrize("text", ["+", "00a", "0049;0030"])
 def test_bad_external_prefixes(text):
     with pytest.raises(ValueError, match="digit prefixes"):
         settings.normalise("transfer_external", text)

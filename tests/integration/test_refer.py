@@ -1,0 +1,52 @@
+"""Phones' own transfers (REFER) through the proxy: Refer-To normalised to the tenant's
+extension URI, NOTIFY relayed back, bad REFERs answered here with a clear error."""
+import pytest
+
+from calls import register
+from conftest import TENANT
+from harness import PARTIES, RtpPeer, Sipp
+
+
+def header(message, name):
+    for line in message.replace("\r\n", "\n").split("\n"):
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def referring_call(pbx, refer_to_header, expect, *, referrer="201", referee="202"):
+    """referrer calls referee and sends a REFER -> (referrer, referee), both finished."""
+    b = Sipp(pbx.workdir, "referee", pbx.address, name="referee", variables={"user": referee})
+    register(pbx, referee, b.port).passed()
+    path = pbx.workdir / "referrer.xml"
+    path.write_text((PARTIES / "referrer.xml").read_text()
+                    .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
+                    .replace("ON_ACCEPT", 'next="accepted"' if expect == 202 else ""))
+    a = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="referrer",
+             variables={"from_user": referrer, "from_domain": TENANT, "to_user": referee,
+                        "to_domain": TENANT, "rtp_port": RtpPeer(0xA).port})
+    a.passed()
+    b.passed()
+    return a, b
+
+
+@pytest.mark.parametrize("refer_to", ["<sip:100@{proxy}>", "<sip:100@t1.test>", "<tel:100>"])
+def test_refer_to_is_normalised_and_the_notify_relayed(pbx, refer_to):
+    pbx.store.ext_add(TENANT, "100")
+    a, b = referring_call(pbx, "Refer-To: " + refer_to.format(proxy=pbx.address), 202)
+    refer = b.received("REFER ")[0]
+    assert header(refer, "Refer-To") == "<sip:100@t1.test>"
+    assert header(refer, "Referred-By") == "<sip:201@t1.test>"
+    assert "SIP/2.0 200 OK" in a.received("NOTIFY ")[0]
+
+
+@pytest.mark.parametrize("refer_to,code", [
+    ("X-No-Refer-To: 1", 400),                             # no Refer-To
+    ("Refer-To: <http://example.com/>", 400),              # unparsable
+    ("Refer-To: <sip:300@t2.test>", 403),                  # another tenant
+    ("Refer-To: <sip:004930123456@t1.test>", 403),         # external, not allowed
+    ("Refer-To: <sip:999@t1.test>", 403),                  # no such extension
+])
+def test_bad_refers_are_answered_by_the_proxy(pbx, refer_to, code):
+    a, b = referring_call(pbx, refer_to, code)
+    assert b.received("REFER ") == []                      # never reached the transferee

@@ -1,0 +1,56 @@
+import pytest
+
+from vpbx.refer import BadRefer, ReferTo, Refused, Replaces, normalise, parse_refer_to
+
+
+@pytest.mark.parametrize("value,parsed", [
+    ("<sip:100@t1.test>", ReferTo("sip", "100", "t1.test")),
+    ("sip:100@T1.test", ReferTo("sip", "100", "t1.test")),
+    ('"Desk" <sip:100@127.0.0.1:5060;transport=udp>', ReferTo("sip", "100", "127.0.0.1:5060")),
+    ("<tel:100>", ReferTo("tel", "100", "")),
+    ("tel:+49-30-123456;phone-context=x", ReferTo("tel", "+4930123456", "")),
+    ("<sip:100@t1.test?Replaces=abc%40host%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>",
+     ReferTo("sip", "100", "t1.test", Replaces("abc@host", "t1", "f1"))),
+])
+def test_refer_to_forms(value, parsed):
+    assert parse_refer_to(value) == parsed
+
+
+@pytest.mark.parametrize("value", ["", "  ", "<sip:100@t1.test", "<http://x/>", "<sip:bob@t1.test>",
+                                   "<sip:100@t1.test?Replaces=abc%3Bto-tag%3Dt1>"])
+def test_bad_refer_to(value):
+    with pytest.raises(BadRefer):
+        parse_refer_to(value)
+
+
+def decide(value, *, exts=("100", "101"), prefixes=""):
+    return normalise(parse_refer_to(value), "t1.test", {"t1.test", "t2.test"},
+                     lambda user: user in exts, prefixes,
+                     lambda host: host in ("127.0.0.1:5060", "127.0.0.1"))
+
+
+@pytest.mark.parametrize("value", ["<sip:100@t1.test>", "<sip:100@127.0.0.1:5060>", "<tel:100>",
+                                   "sip:100@127.0.0.1"])
+def test_short_forms_become_the_tenants_extension_uri(value):
+    assert decide(value) == "<sip:100@t1.test>"
+
+
+def test_replaces_is_kept():
+    assert decide("<sip:100@t1.test?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>") == (
+        "<sip:100@t1.test?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>")
+
+
+@pytest.mark.parametrize("value,prefixes,code", [
+    ("<sip:100@t2.test>", "", 403),                  # another tenant
+    ("<sip:100@evil.example>", "", 403),             # somewhere else
+    ("<sip:999@t1.test>", "", 403),                  # no such extension
+    ("<sip:004930123456@t1.test>", "", 403),         # external, not allowed
+])
+def test_refused(value, prefixes, code):
+    refused = decide(value, prefixes=prefixes)
+    assert isinstance(refused, Refused) and refused.code == code
+
+
+def test_external_numbers_the_tenant_allows():
+    assert decide("<tel:+4930123456>", prefixes="+49") == "<sip:+4930123456@t1.test>"
+    assert decide("<sip:004930123456@t1.test>", prefixes="0049") == "<sip:004930123456@t1.test>"
