@@ -438,8 +438,9 @@ class Proxy:
     def route_invite(self):
         (from_user, from_domain, ruri_user, ruri_domain, proto, src_ip, src_port, local_ip,
          local_port, from_uri, from_name, from_tag, contact, cseq, pai, privacy, to_uri,
-         body) = pvs("$fU", "$fd", "$rU", "$rd", "$pr", "$si", "$sp", "$Ri", "$Rp", "$fu", "$fn",
-                     "$ft", "$ct", "$cs", "$ai", "$hdr(Privacy)", "$tu", "$rb")
+         body, replaces) = pvs("$fU", "$fd", "$rU", "$rd", "$pr", "$si", "$sp", "$Ri", "$Rp",
+                               "$fu", "$fn", "$ft", "$ct", "$cs", "$ai", "$hdr(Privacy)", "$tu",
+                               "$rb", "$hdr(Replaces)")
         trunk, known, tenant, caller_secret, callee_secret, binding = self.store.invite_facts(
             address(src_ip, src_port), from_domain, from_user, ruri_user)
         decision = routing.route_invite(routing.InviteFacts(
@@ -452,6 +453,11 @@ class Proxy:
         if not self.authenticated(decision, from_domain) or self.rejected(decision):
             return
         target = decision.outcome
+        if replaces and self.store.call_tenant(replaces.split(";")[0].strip()) not in (
+                None, target.tenant):
+            # An attended phone transfer may only join calls of one tenant.
+            reply(403, "Forbidden - Replaces names a call of another tenant")
+            return
         if isinstance(target, routing.ToExtension):
             if not binding:
                 reply(480, "Temporarily Unavailable")

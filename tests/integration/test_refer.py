@@ -2,9 +2,9 @@
 extension URI, NOTIFY relayed back, bad REFERs answered here with a clear error."""
 import pytest
 
-from calls import register
+from calls import callee, caller, probe, register
 from conftest import TENANT
-from harness import PARTIES, RtpPeer, Sipp
+from harness import PARTIES, RtpPeer, Sipp, wait_for
 
 
 def header(message, name):
@@ -50,3 +50,28 @@ def test_refer_to_is_normalised_and_the_notify_relayed(pbx, refer_to):
 def test_bad_refers_are_answered_by_the_proxy(pbx, refer_to, code):
     a, b = referring_call(pbx, refer_to, code)
     assert b.received("REFER ") == []                      # never reached the transferee
+
+
+def test_a_refer_with_replaces_is_relayed_with_it(pbx):
+    pbx.store.ext_add(TENANT, "100")
+    a, b = referring_call(
+        pbx, "Refer-To: <sip:100@{}?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>".format(
+            pbx.address), 202)
+    assert header(b.received("REFER ")[0], "Refer-To") == (
+        "<sip:100@t1.test?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>")
+
+
+def test_an_invite_replacing_a_call_of_another_tenant_is_refused(pbx):
+    pbx.store.ext_add("t2.test", "301")
+    b = callee(pbx, "301")
+    register(pbx, "301", b.port, domain="t2.test").passed()
+    a = caller(pbx, "300", "301", from_domain="t2.test", to_domain="t2.test", hold_ms=4000)
+    wait_for(lambda: pbx.store.call_keys(), timeout=5, what="the t2 call")
+    key = pbx.store.call_keys()[0]
+    other = pbx.redis.hgetall(key)
+    callid = key.split("{", 1)[1].rstrip("}")
+    status = probe(pbx, "201", "202", extra_header="Replaces: {};to-tag={};from-tag={}".format(
+        callid, other["callee_tag"], other["caller_tag"]))
+    assert status.startswith("403")
+    a.passed()
+    b.passed()
