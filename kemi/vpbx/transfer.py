@@ -43,6 +43,8 @@ class State:
     b_ext: str = ""
     recalls_left: int = 0
     legs: int = 0           # originated legs so far (names leg1, leg2, ...)
+    mode: str = ""          # "refer": the transfer a phone asked for with REFER (terminated here)
+    detached: str = ""      # A after a REFER transfer completed: its BYE is still to come
 
 
 # ---- events -----------------------------------------------------------------
@@ -53,6 +55,7 @@ class Transfer:             # `leg` completed *EXT; refused: why EXT is no valid
     ext: str
     leg_ext: str = ""       # the typist's own extension
     refused: str = ""
+    refer: bool = False     # asked with a REFER the proxy answered itself (blind transfer)
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,13 @@ class EndCall:              # nothing left: remove the media call and the PBX st
 
 
 @dataclass(frozen=True)
+class Notify:               # report a REFER's progress to `leg` (NOTIFY, message/sipfrag)
+    leg: str
+    status: str             # "100 Trying", "200 OK", "486 Busy Here", ...
+    final: bool = True
+
+
+@dataclass(frozen=True)
 class Schedule:             # deliver Timeout(kind, leg) after `seconds`
     kind: str
     leg: str
@@ -184,6 +194,14 @@ def _ignore(state, event, rules):
     return state, _stale(state, event)
 
 
+# What a phone that asked with REFER is told (sipfrag status lines).
+REFUSED_STATUS = {"no_such_extension": "404 Not Found", "not_registered": "480 Temporarily Unavailable",
+                  "own_call": "403 Forbidden", "no_outbound_trunk": "503 Service Unavailable"}
+FAILURE_STATUS = {"busy": "486 Busy Here", "rejected": "603 Decline",
+                  "no_answer": "408 Request Timeout", "unavailable": "480 Temporarily Unavailable",
+                  "not_registered": "480 Temporarily Unavailable"}
+
+
 def spliced(x, y):
     """Whether legs x and y are joined by the proxy (not the two ends of the original dialog)."""
     return {x, y} != ORIGINAL
@@ -212,10 +230,19 @@ def talking_transfer(s, e, rules):
         return s, []
     other = s.c if e.leg == s.a else s.a
     if e.refused:
-        return s, [Tone(e.leg), Publish("failed", {"reason": e.refused, "target": e.ext,
-                                                   "transferor": e.leg})]
+        failed = Publish("failed", {"reason": e.refused, "target": e.ext, "transferor": e.leg})
+        if e.refer:
+            return s, [Notify(e.leg, REFUSED_STATUS.get(e.refused, "403 Forbidden")), failed]
+        return s, [Tone(e.leg), failed]
     b, n = _new_leg(s)
-    new = replace(s, phase=RINGING, a=e.leg, c=other, b=b, a_ext=e.leg_ext, b_ext=e.ext, legs=n)
+    new = replace(s, phase=RINGING, a=e.leg, c=other, b=b, a_ext=e.leg_ext, b_ext=e.ext, legs=n,
+                  mode="refer" if e.refer else "")
+    if e.refer:                 # the phone shows its own progress: no ringback, NOTIFYs instead
+        return new, [Hold(other, mute=(e.leg,)), Notify(e.leg, "100 Trying", final=False),
+                     Call(b, e.ext, client=other, transferor=e.leg),
+                     Schedule("no_answer", b, rules.no_answer),
+                     Publish("started", {"transferor": e.leg, "client": other, "target": e.ext,
+                                         "mode": "refer"})]
     # Media first: once the INVITE is out, B's answer may be handled by another process.
     return new, [Hold(other, mute=(e.leg,)), Ringback(e.leg),
                  Call(b, e.ext, client=other, transferor=e.leg),
@@ -231,6 +258,8 @@ def talking_relink(s, e, rules):
 
 
 def talking_hangup(s, e, rules):
+    if e.leg and e.leg == s.detached:       # the phone that asked with REFER leaves
+        return replace(s, detached=""), [Accept(e.leg), Drop(e.leg)]
     if e.leg not in (s.a, s.c):
         return s, []
     other = s.c if e.leg == s.a else s.a
@@ -246,6 +275,11 @@ def ringing_progress(s, e, rules):
 def ringing_answered(s, e, rules):
     if e.leg != s.b:
         return s, _stale(s, e)
+    if s.mode == "refer":       # a REFER is a blind transfer: C and B at once; A is told
+        new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="", mode="",
+                      detached=s.a)
+        return new, [Drop(s.a), Link(s.c, s.b), Notify(s.a, "200 OK"),
+                     Publish("completed", {"target": s.b_ext, "mode": "refer"})]
     return replace(s, phase=CONSULT), [Link(s.a, s.b), Publish("answered", {"target": s.b_ext})]
 
 
@@ -254,7 +288,13 @@ def _back_to_a(s, effects):
 
 
 def _failed_back_to_a(s, rules, why, effects):
-    """A hears the failure tone (C still hears the hold media), then A and C talk again."""
+    """A hears the failure tone (C still hears the hold media), then A and C talk again. A
+    phone that asked with REFER is told instead, and is back with C at once."""
+    if s.mode == "refer":
+        new, more = _back_to_a(replace(s, mode=""), effects + [
+            Drop(s.b), Link(s.c, s.a), Notify(s.a, FAILURE_STATUS.get(why, "480 Temporarily Unavailable")),
+            _failed(s, why)])
+        return new, more
     return _back_to_a(s, effects + [Drop(s.b), Tone(s.a), Schedule("relink", s.a, rules.tone),
                                     _failed(s, why)])
 

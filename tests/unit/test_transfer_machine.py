@@ -6,7 +6,7 @@ import pytest
 
 from vpbx import transfer as t
 from vpbx.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
-                           Hold, Link, Progress, Publish, Relay, Return, Ringback, Rules,
+                           Hold, Link, Notify, Progress, Publish, Relay, Return, Ringback, Rules,
                            Schedule, State, Timeout, Tone, Transfer)
 
 RULES = Rules(no_answer=15, recall=True, recall_retries=2, recall_delay=10, tone=1.5)
@@ -223,10 +223,50 @@ def test_state_survives_the_round_trip_through_redis_fields():
     assert t.from_fields({}) == State()
 
 
+# ---- a phone's REFER, terminated by the proxy (blind) ------------------------------
+
+REFERRED = Transfer("callee", "100", leg_ext="201", refer=True)
+
+
+def test_a_refer_starts_a_transfer_without_ringback_and_tells_the_phone():
+    state, (effects,) = run(REFERRED)
+    assert (state.phase, state.mode) == (t.RINGING, "refer")
+    assert without_publish(effects) == [Hold("caller", mute=("callee",)),
+                                        Notify("callee", "100 Trying", final=False),
+                                        Call("leg1", "100", client="caller", transferor="callee"),
+                                        Schedule("no_answer", "leg1", 15)]
+
+
+def test_a_refer_transfer_connects_c_and_b_when_b_answers():
+    state, steps = run(REFERRED, Answered("leg1"), Hangup("callee"))
+    assert without_publish(steps[1]) == [Drop("callee"), Link("caller", "leg1"),
+                                         Notify("callee", "200 OK")]
+    assert steps[2] == [Accept("callee"), Drop("callee")]        # the phone's BYE
+    assert (state.phase, state.c, state.a, state.detached) == (t.TALKING, "caller", "leg1", "")
+
+
+def test_a_refer_transfer_that_fails_tells_the_phone_and_it_is_back_with_c():
+    state, steps = run(REFERRED, Failed("leg1", "busy"))
+    assert without_publish(steps[1]) == [Drop("leg1"), Link("caller", "callee"),
+                                         Notify("callee", "486 Busy Here")]
+    assert (state.phase, state.mode, state.a) == (t.TALKING, "", "callee")
+
+
+def test_a_refused_refer_target_is_reported_to_the_phone():
+    state, (effects,) = run(Transfer("callee", "999", refused="no_such_extension", refer=True))
+    assert state == START and effects[0] == Notify("callee", "404 Not Found")
+
+
+def test_the_phone_hanging_up_before_b_answers_makes_it_blind():
+    state, _ = run(REFERRED, Hangup("callee"), Answered("leg1"))
+    assert (state.phase, state.c, state.a) == (t.TALKING, "caller", "leg1")
+
+
 # ---- every phase x every event: the machine never breaks ------------------------
 
 LEGS = ("caller", "callee", "leg1", "leg2", "nobody")
 EVENTS = ([Transfer(leg, "100", "201") for leg in LEGS]
+          + [Transfer(leg, "100", "201", refer=True) for leg in LEGS]
           + [Transfer(leg, "999", "201", refused="no_such_extension") for leg in LEGS]
           + [Return(leg) for leg in LEGS] + [Progress(leg) for leg in LEGS]
           + [Answered(leg) for leg in LEGS] + [Failed(leg, "busy") for leg in LEGS]
@@ -243,8 +283,9 @@ STATES = {
     t.ENDING: run(STARTED, Hangup("callee"), Failed("leg1", "busy"), rules=Rules(recall=False))[0],
     t.ENDED: run(Hangup("caller"))[0],
 }
+MORE_STATES = [run(REFERRED)[0], run(REFERRED, Answered("leg1"))[0]]     # refer ringing, detached
 EFFECTS = (Hold, Ringback, Link, Tone, Call, Cancel, Bye, Accept, Relay, Drop, EndCall, Schedule,
-           Publish)
+           Publish, Notify)
 
 
 def test_the_fixtures_cover_every_phase():
@@ -252,13 +293,14 @@ def test_the_fixtures_cover_every_phase():
     assert all(STATES[phase].phase == phase for phase in STATES)
 
 
-@pytest.mark.parametrize("phase,event", itertools.product(t.PHASES, EVENTS), ids=str)
-def test_every_phase_and_event(phase, event):
-    state = STATES[phase]
+@pytest.mark.parametrize("state,event",
+                         itertools.product(list(STATES.values()) + MORE_STATES, EVENTS), ids=str)
+def test_every_phase_and_event(state, event):
+    phase = state.phase
     new, effects = t.step(state, event, RULES)
     assert new.phase in t.PHASES
     assert all(isinstance(e, EFFECTS) for e in effects)
-    legs_now = {state.a, state.b, state.c} - {""}
+    legs_now = {state.a, state.b, state.c, state.detached} - {""}
     # A leg the call does not know is never touched, except to hang up a stray answered leg.
     if getattr(event, "leg", "") not in legs_now:
         assert new == state
