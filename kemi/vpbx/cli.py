@@ -46,6 +46,9 @@ def parser():
     add.add_argument("hostport", metavar="IP:PORT")
     add.add_argument("--outbound", action="store_true",
                      help="send the tenant's calls to non-extension numbers here")
+    add.add_argument("--refer", choices=("terminate", "pass"), default="terminate",
+                     help="a phone's REFER aimed at this trunk's party: the proxy transfers "
+                          "itself (terminate, default) or relays the REFER (pass)")
     delete = trunk.add_parser("del")
     delete.add_argument("domain")
     delete.add_argument("hostport", metavar="IP:PORT")
@@ -154,8 +157,9 @@ def cmd_ext(cfg, args):
 def cmd_trunk(cfg, args):
     store = Store(cfg.redis())
     if args.action == "add":
-        hostport = store.trunk_add(args.domain, args.hostport, args.outbound)
-        print(f"trunk {hostport} added to {args.domain}{' (outbound)' if args.outbound else ''}")
+        hostport = store.trunk_add(args.domain, args.hostport, args.outbound, args.refer)
+        print(f"trunk {hostport} added to {args.domain}{' (outbound)' if args.outbound else ''}"
+              f", REFER: {args.refer}")
     elif args.action == "del":
         store.trunk_del(args.domain, args.hostport)
         print(f"trunk {args.hostport} deleted from {args.domain}")

@@ -41,12 +41,12 @@ def user_of(uri):
     return rest.split("@", 1)[0] if "@" in rest else ""
 
 
-def identity(call, client, transferor, recall):
+def identity(call, client, transferor, shows_client):
     """(From, P-Asserted-Identity, Privacy) of an INVITE the proxy sends for a transfer.
-    The client's number when the tenant wants it (and always on a call-back, so that A sees
-    who is waiting); otherwise the transferor's extension."""
+    The client's number when the tenant wants it (or when `shows_client`); otherwise the
+    transferor's extension."""
     tenant = call["tenant"]
-    if recall or call.get("transfer_caller_id") == "on":
+    if shows_client or call.get("transfer_caller_id") == "on":
         if client == "caller":
             uri = call.get("caller_pai") or call["caller_uri"]
             name = call.get("caller_name", "").strip('"')
@@ -213,6 +213,8 @@ class Engine:
                     self.sip.cancel(call, e.leg, self.rpc_socket)
                 elif isinstance(e, t.Bye):
                     self.store.leg_update(callid, self.sip.bye(call, e.leg))
+                elif isinstance(e, t.Notify):
+                    self.store.leg_update(callid, self.sip.notify(call, e.leg, e.status, e.final))
                 elif isinstance(e, t.EndCall):
                     media.end()
                     self.store.call_delete(callid, legs_of(call))
@@ -239,7 +241,10 @@ class Engine:
             self.handle(callid, t.Failed(e.leg, "not_registered"))
             return
         sdp = media.offer_new(call[f"rtp_{e.leg}"], call[f"rtp_{e.client}"], call[f"{e.client}_sdp"])
-        from_hdr, pai, privacy = identity(call, e.client, e.transferor, e.recall)
+        # A call-back shows A who waits; a phone's REFER transfer shows B the client, as the
+        # client's own INVITE would (transfer_caller_id is for code transfers only).
+        shows_client = e.recall or call.get("x_mode") == "refer"
+        from_hdr, pai, privacy = identity(call, e.client, e.transferor, shows_client)
         fields = {f"{e.leg}_target": where[0], f"{e.leg}_socket": where[1],
                   f"{e.leg}_from": f"{from_hdr};tag={call[f'{e.leg}_ltag']}"}
         self.store.leg_update(callid, fields)

@@ -3,6 +3,7 @@
 Kamailio calls the methods of the object returned by vpbx_kemi.mod_init().
 Each step returns True when routing of the message is finished.
 """
+import dataclasses
 import json
 import logging
 import os
@@ -12,7 +13,7 @@ import traceback
 import KSR
 
 from . import codes, dtmf, refer, registration, resp, routing, settings, transfer
-from . import uac
+from . import engine as engine_mod, uac
 from .engine import Engine
 from .media import Media
 from .ngclient import NgClient
@@ -106,6 +107,13 @@ class TenantSet:
 
     def __contains__(self, domain):
         return self.store.is_tenant(domain)
+
+
+def trunk_address(call, side):
+    """IP:PORT of the trunk that is `side` of the call."""
+    if side == "caller":
+        return call["caller_src"].partition(":")[2]
+    return call["callee_target"].split("@", 1)[-1].split(";")[0]
 
 
 def joined_by_proxy(phase, a, c):
@@ -280,8 +288,36 @@ class Proxy:
         if isinstance(decided, refer.Refused):
             KSR.sl.sl_send_reply(decided.code, decided.reason)
             return False
+        if self.refer_terminated(callid, call, target):
+            return False
         KSR.hdr.remove("Refer-To")
         KSR.hdr.append(f"Refer-To: {decided}\r\n")
+        return True
+
+    def refer_terminated(self, callid, call, target):
+        """A REFER aimed at a trunk's party whose trunk takes no REFER ("terminate", the
+        default): answered 202 here and carried out by the transfer engine (a blind
+        transfer; NOTIFYs report to the phone). -> False when the REFER is to be relayed."""
+        side = sender_side()
+        peer = "callee" if side == "caller" else "caller"
+        if call.get(f"{peer}_role") != "trunk":
+            return False
+        hostport = trunk_address(call, peer)
+        if self.store.trunk_refer(hostport) != "terminate":
+            return False
+        if KSR.tm.t_newtran() <= 0:
+            return True
+        if target.replaces:
+            KSR.tm.t_reply(501, "Not Implemented - attended REFER towards a trunk")
+            return True
+        state = engine_mod.state_of(call)
+        if state.phase != transfer.TALKING:
+            KSR.tm.t_reply(491, "Request Pending - a transfer is in progress")
+            return True
+        KSR.tm.t_reply(202, "Accepted")
+        call["callid"] = callid
+        event = self.engine.transfer_event(call, state, side, target.user)
+        self.engine.handle(callid, dataclasses.replace(event, refer=True), call)
         return True
 
     def bye_to_engine(self, callid, hangup, record=None):

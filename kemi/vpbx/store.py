@@ -10,6 +10,7 @@ from . import provisioning, resp, settings
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
 TRUNKS = PREFIX + "trunks"              # hash  IP:PORT -> tenant domain
+TRUNK_REFER = PREFIX + "trunk_refer"    # hash  IP:PORT -> "pass" (absent: "terminate")
 DUE = PREFIX + "due"                    # zset  "<call-id> <leg> <what>" -> when due
 EVENTS = PREFIX + "events"              # stream of PBX events (completed codes, ...)
 EVENTS_MAXLEN = 10000
@@ -124,9 +125,13 @@ class Store:
         items = self.r.hgetall(exts_key(domain)).items()
         return sorted(((e, bool(s)) for e, s in items), key=lambda item: int(item[0]))
 
-    def trunk_add(self, domain, hostport, outbound=False):
+    def trunk_add(self, domain, hostport, outbound=False, refer="terminate"):
+        """refer: what the proxy does with a phone's REFER aimed at this trunk's party:
+        "terminate" (default; answer it and transfer itself) or "pass" (relay it)."""
         domain = self._need_tenant(domain)
         hostport = provisioning.hostport(hostport)
+        if refer not in ("pass", "terminate"):
+            raise ValueError(f"refer takes pass or terminate, not {refer!r}")
         owner = self.r.hget(TRUNKS, hostport)
         if owner and owner != domain:
             raise ValueError(f"{hostport} is already a trunk of tenant {owner}")
@@ -134,8 +139,16 @@ class Store:
             p.hset(TRUNKS, hostport, domain)
             if outbound:
                 p.hset(tenant_key(domain), "outbound", hostport)
+            if refer == "pass":
+                p.hset(TRUNK_REFER, hostport, "pass")
+            else:
+                p.hdel(TRUNK_REFER, hostport)
             p.execute()
         return hostport
+
+    def trunk_refer(self, hostport):
+        """"pass" or "terminate" for a REFER aimed at the trunk's party."""
+        return self.fast.pipeline(("HGET", TRUNK_REFER, hostport))[0] or "terminate"
 
     def trunk_del(self, domain, hostport):
         domain = self._need_tenant(domain)
@@ -144,6 +157,7 @@ class Store:
             raise NotFound(f"{hostport} is no trunk of {domain}")
         with self.r.pipeline() as p:
             p.hdel(TRUNKS, hostport)
+            p.hdel(TRUNK_REFER, hostport)
             if self.r.hget(tenant_key(domain), "outbound") == hostport:
                 p.hdel(tenant_key(domain), "outbound")
             p.execute()

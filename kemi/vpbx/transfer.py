@@ -263,7 +263,9 @@ def talking_hangup(s, e, rules):
     if e.leg not in (s.a, s.c):
         return s, []
     other = s.c if e.leg == s.a else s.a
-    return replace(s, phase=ENDED), _hang_up_pair(e.leg, other)
+    # A phone that transferred with REFER and never hung up is hung up too.
+    detached = [Bye(s.detached)] if s.detached else []
+    return replace(s, phase=ENDED, detached=""), detached + _hang_up_pair(e.leg, other)
 
 
 # ---- RINGING: A on, B rings, C on hold --------------------------------------

@@ -94,14 +94,28 @@ def restore_display(callid):
         KSR.textops.subst_hf("From", f"/^[^<]*</{safe} </", "f")
 
 
-def bye(call, leg):
-    """A BYE into the leg's dialog. -> the record fields to update (the CSeq used)."""
+def request(call, leg, method, extra="", body=""):
+    """A request into the leg's dialog. -> the record fields to update (the CSeq used)."""
     ruri, dst, sock, from_hdr, to, callid, cseq_field = dialog(call, leg)
     cseq = int(call.get(cseq_field) or 0) + 1
-    headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: {cseq} BYE\r\n"
-               "Max-Forwards: 70\r\n")
-    _send("BYE", ruri, dst, sock, headers)
+    headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: {cseq} {method}\r\n"
+               f"Max-Forwards: 70\r\n{extra}")
+    _send(method, ruri, dst, sock, headers, body)
     return {cseq_field: str(cseq)}
+
+
+def bye(call, leg):
+    return request(call, leg, "BYE")
+
+
+def notify(call, leg, status, final):
+    """Progress of a REFER the proxy answered itself (RFC 3515: message/sipfrag)."""
+    state = "terminated;reason=noresource" if final else "active;expires=60"
+    host = call[f"{leg}_socket"].partition(":")[2]
+    return request(call, leg, "NOTIFY",
+                   f"Event: refer\r\nSubscription-State: {state}\r\n"
+                   f"Contact: <sip:vpbx@{host}>\r\nContent-Type: message/sipfrag\r\n",
+                   f"SIP/2.0 {status}\r\n")
 
 
 def cancel(call, leg, rpc_socket):

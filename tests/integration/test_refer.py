@@ -4,27 +4,30 @@ import pytest
 
 from calls import callee, caller, probe, register
 from conftest import TENANT
-from harness import PARTIES, RtpPeer, Sipp, wait_for
+from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
+from transfer_calls import header, target, who_hears
 
 
-def header(message, name):
-    for line in message.replace("\r\n", "\n").split("\n"):
-        if line.lower().startswith(name.lower() + ":"):
-            return line.split(":", 1)[1].strip()
-    return None
-
-
-def referring_call(pbx, refer_to_header, expect, *, referrer="201", referee="202"):
-    """referrer calls referee and sends a REFER -> (referrer, referee), both finished."""
-    b = Sipp(pbx.workdir, "referee", pbx.address, name="referee", variables={"user": referee})
-    register(pbx, referee, b.port).passed()
-    path = pbx.workdir / "referrer.xml"
+def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", name="referrer",
+             media=None):
+    """Extension 201 calls to_user, then sends a REFER (parties/referrer.xml)."""
+    path = pbx.workdir / f"{name}.xml"
     path.write_text((PARTIES / "referrer.xml").read_text()
                     .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
-                    .replace("ON_ACCEPT", 'next="accepted"' if expect == 202 else ""))
-    a = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="referrer",
-             variables={"from_user": referrer, "from_domain": TENANT, "to_user": referee,
-                        "to_domain": TENANT, "rtp_port": RtpPeer(0xA).port})
+                    .replace("ON_ACCEPT", f'next="{on_accept}"' if expect == 202 else ""))
+    media = media or RtpPeer(0xA)
+    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name,
+                 variables={"from_user": "201", "from_domain": TENANT, "to_user": to_user,
+                            "to_domain": TENANT, "rtp_port": media.port})
+    party.media = media
+    return party
+
+
+def referring_call(pbx, refer_to_header, expect, *, referee="202"):
+    """201 calls referee and sends a REFER -> (referrer, referee), both finished."""
+    b = Sipp(pbx.workdir, "referee", pbx.address, name="referee", variables={"user": referee})
+    register(pbx, referee, b.port).passed()
+    a = referrer(pbx, refer_to_header, expect, referee)
     a.passed()
     b.passed()
     return a, b
@@ -75,3 +78,25 @@ def test_an_invite_replacing_a_call_of_another_tenant_is_refused(pbx):
     assert status.startswith("403")
     a.passed()
     b.passed()
+
+
+def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx):
+    """The trunk's party (the client, C) never sees the REFER: the proxy answers it, calls B,
+    joins C and B when B answers, and reports to the phone with NOTIFYs."""
+    pbx.store.ext_add(TENANT, "100")
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)   # behind the trunk
+    b = target(pbx, "100", ring_ms=300, hold_ms=3000)
+    a = referrer(pbx, "Refer-To: <sip:100@t1.test>", 202, "004930123456",
+                 on_accept="terminated")
+    a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, its BYE
+    c_port = read_port(pbx.workdir, c.name)
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()                                 # B hangs up: the proxy ends C's call
+    c.passed()
+    assert c.received("REFER ") == []
+    notifies = a.received("NOTIFY ")
+    assert "SIP/2.0 100 Trying" in notifies[0] and "SIP/2.0 200 OK" in notifies[1]
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "From").startswith("<sip:004930123456@t1.test>")   # the client
+    assert header(invite, "Referred-By") == "<sip:201@t1.test>"

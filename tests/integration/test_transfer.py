@@ -1,16 +1,13 @@
 """PBX transfers end to end: SIPp parties, the real proxy, rtpengine and Redis. Who hears
 whom is checked with RTP (each party sends its own SSRC; "media" is what rtpengine plays)."""
-import threading
 import time
 
 import pytest
 
 from calls import callee, caller, register
 from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
-from transfer_calls import target, transferring_call, unanswering_target
-
-NAMES = {0xA: "A", 0xB: "B", 0xC: "C", 0xD: "D"}
-
+from transfer_calls import (header, target, transferring_call, unanswering_target,
+                            who_hears)
 
 def transfer_kinds(pbx):
     return [e["kind"] for _, e in pbx.store.events() if e["type"] == "transfer"]
@@ -28,27 +25,6 @@ def talking_again(ac):
     """After the failure tone A and C hear each other again."""
     wait_for(lambda: who_hears(ac, seconds=0.4) == {"A": {"C"}, "C": {"A"}}, timeout=4,
              what="A and C talking again")
-
-
-def who_hears(parties, seconds=1.0):
-    """parties: {name: (sipp party, media port to send to)} -> {name: set of senders heard}."""
-    for party, _ in parties.values():
-        party.media.flush()
-    threads = [threading.Thread(target=party.media.exchange, args=(dest, int(seconds / 0.02)))
-               for party, dest in parties.values()]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return {name: {NAMES.get(ssrc, "media") for ssrc, n in party.media.received.items() if n >= 10}
-            for name, (party, _) in parties.items()}
-
-
-def header(message, name):
-    for line in message.replace("\r\n", "\n").split("\n"):
-        if line.lower().startswith(name.lower() + ":"):
-            return line.split(":", 1)[1].strip()
-    return None
 
 
 def test_attended_transfer(pbx_transfer):

@@ -1,5 +1,7 @@
 """Parties of a transfer test: A (an extension typing the code with SIP INFO), C (the other
 party of A's call) and B (the transfer target, parties/target.xml)."""
+import threading
+
 from calls import callee, register
 from dtmf_calls import RELAY, caller_info
 from harness import PARTIES, RtpPeer, Sipp
@@ -99,3 +101,27 @@ def unanswering_target(pbx, ext, scenario, name="target"):
     party = Sipp(pbx.workdir, scenario, pbx.address, name=name, variables=variables)
     register(pbx, ext, party.port).passed()
     return party
+
+
+NAMES = {0xA: "A", 0xB: "B", 0xC: "C", 0xD: "D"}
+
+
+def who_hears(parties, seconds=1.0):
+    """parties: {name: (sipp party, media port to send to)} -> {name: set of senders heard}."""
+    for party, _ in parties.values():
+        party.media.flush()
+    threads = [threading.Thread(target=party.media.exchange, args=(dest, int(seconds / 0.02)))
+               for party, dest in parties.values()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return {name: {NAMES.get(ssrc, "media") for ssrc, n in party.media.received.items() if n >= 10}
+            for name, (party, _) in parties.items()}
+
+
+def header(message, name):
+    for line in message.replace("\r\n", "\n").split("\n"):
+        if line.lower().startswith(name.lower() + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
