@@ -1,5 +1,7 @@
 """Phones' own transfers (REFER) through the proxy: Refer-To normalised to the tenant's
 extension URI, NOTIFY relayed back, bad REFERs answered here with a clear error."""
+import socket
+
 import pytest
 
 from calls import callee, caller, probe, register
@@ -100,3 +102,19 @@ def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx):
     invite = b.received("INVITE ")[0]
     assert header(invite, "From").startswith("<sip:004930123456@t1.test>")   # the client
     assert header(invite, "Referred-By") == "<sip:201@t1.test>"
+
+
+def test_a_refer_outside_a_dialog_is_refused(pbx):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        port = sock.getsockname()[1]
+        sock.sendto((
+            f"REFER sip:202@{TENANT} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-refer-ood;rport\r\n"
+            f"From: <sip:201@{TENANT}>;tag=ood1\r\nTo: <sip:202@{TENANT}>\r\n"
+            "Call-ID: refer-outside-a-dialog\r\nCSeq: 1 REFER\r\nMax-Forwards: 70\r\n"
+            f"Contact: <sip:201@127.0.0.1:{port}>\r\nRefer-To: <sip:100@{TENANT}>\r\n"
+            "Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", pbx.cfg.sip_port))
+        reply = sock.recv(4096).decode()
+    assert reply.startswith("SIP/2.0 403 Forbidden - REFER outside a dialog")
