@@ -98,6 +98,7 @@ class Store:
             p.delete(tenant_key(domain), exts_key(domain), extidx_key(domain), *bindings)
             if trunks:
                 p.hdel(TRUNKS, *trunks)
+                p.hdel(TRUNK_REFER, *trunks)
             p.execute()
 
     def tenant_list(self):

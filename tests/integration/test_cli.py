@@ -58,6 +58,10 @@ def test_provisioning_round_trip(pbx, vpbx):
     assert vpbx("ext", "list", "acme.example").stdout.split("\n")[:2] == ["100\tpassword", "101\topen"]
     assert vpbx("trunk", "add", "acme.example", "127.0.0.1:5999", "--outbound").returncode == 0
     assert "127.0.0.1:5999\tacme.example\toutbound" in vpbx("trunk", "list").stdout
+    added = vpbx("trunk", "add", "acme.example", "127.0.0.1:5998", "--refer", "pass")
+    assert added.returncode == 0 and "REFER: pass" in added.stdout
+    assert pbx.store.trunk_refer("127.0.0.1:5998") == "pass"
+    assert pbx.store.trunk_refer("127.0.0.1:5999") == "terminate"
     shown = vpbx("show", "acme.example").stdout
     assert "pbx_transfer = off" in shown and "outbound_trunk = 127.0.0.1:5999" in shown
     assert vpbx("set", "acme.example", "pbx_transfer", "on").stdout.strip() == "acme.example: pbx_transfer = on"
@@ -69,3 +73,4 @@ def test_provisioning_round_trip(pbx, vpbx):
     assert vpbx("tenant", "del", "acme.example").returncode == 0
     assert pbx.redis.keys("*acme.example*") == []
     assert "127.0.0.1:5999" not in vpbx("trunk", "list").stdout
+    assert pbx.redis.hgetall("vpbx:trunk_refer") == {}

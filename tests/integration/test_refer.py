@@ -118,3 +118,14 @@ def test_a_refer_outside_a_dialog_is_refused(pbx):
             "Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", pbx.cfg.sip_port))
         reply = sock.recv(4096).decode()
     assert reply.startswith("SIP/2.0 403 Forbidden - REFER outside a dialog")
+
+
+def test_a_trunk_set_to_pass_gets_the_refer_relayed(pbx):
+    pbx.store.ext_add(TENANT, "100")
+    pbx.store.trunk_add(TENANT, f"127.0.0.1:{pbx.outbound_port}", outbound=True, refer="pass")
+    c = Sipp(pbx.workdir, "referee", pbx.address, name="referee", port=pbx.outbound_port,
+             variables={"user": "004930123456"})
+    a = referrer(pbx, f"Refer-To: <sip:100@{pbx.address}>", 202, "004930123456")
+    a.passed()
+    c.passed()
+    assert header(c.received("REFER ")[0], "Refer-To") == "<sip:100@t1.test>"
