@@ -129,3 +129,32 @@ def test_a_trunk_set_to_pass_gets_the_refer_relayed(pbx):
     a.passed()
     c.passed()
     assert header(c.received("REFER ")[0], "Refer-To") == "<sip:100@t1.test>"
+
+
+def test_the_transferees_invite_with_replaces_reaches_the_target(pbx):
+    """Attended phone transfer, last step: the transferee calls the target with Replaces
+    naming the target's call with the transferor; the proxy routes it to the target."""
+    pbx.store.ext_add(TENANT, "100")
+    consulted = target(pbx, "100", ring_ms=100, hold_ms=6000, name="consulted")
+    a = caller(pbx, "201", "100", hold_ms=4000)                   # A's call with B
+    wait_for(lambda: pbx.store.call_keys(), timeout=5, what="A's call with B")
+    key = pbx.store.call_keys()[0]
+    record = pbx.redis.hgetall(key)
+    replaces = "{};to-tag={};from-tag={}".format(key.split("{", 1)[1].rstrip("}"),
+                                                  record["callee_tag"], record["caller_tag"])
+    b = target(pbx, "100", ring_ms=100, hold_ms=1000, name="replacing", ssrc=0xD)  # B's phone
+    path = pbx.workdir / "transferee.xml"
+    path.write_text((PARTIES / "caller.xml").read_text().replace(
+        "Max-Forwards: 70\n", f"Max-Forwards: 70\nReplaces: {replaces}\n"
+        f"Referred-By: <sip:201@{TENANT}>\n", 1))
+    c = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="transferee",
+             variables={"from_user": "202", "from_domain": TENANT, "to_user": "100",
+                        "to_domain": TENANT, "rtp_port": RtpPeer(0xC).port,
+                        "outdir": pbx.workdir, "party": "transferee", "hangup": "callee"})
+    b.passed()
+    c.passed()
+    a.passed()
+    consulted.passed()
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "Replaces") == replaces
+    assert header(invite, "Referred-By") == f"<sip:201@{TENANT}>"

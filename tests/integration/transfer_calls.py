@@ -15,6 +15,7 @@ Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
 From:[$to_hdr];tag=[pid]t[call_number]
 To:[$from_hdr]
 Call-ID: [call_id]
+[routes]
 CSeq: 1 INVITE
 Contact: <sip:[$user]@[local_ip]:[local_port]>
 Max-Forwards: 70
@@ -47,6 +48,7 @@ Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
 From:[$to_hdr];tag=[pid]t[call_number]
 To:[$from_hdr]
 Call-ID: [call_id]
+[routes]
 CSeq: 1 ACK
 Max-Forwards: 70
 Content-Length: 0
