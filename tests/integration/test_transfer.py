@@ -365,3 +365,19 @@ def test_after_a_transfer_the_targets_re_invite_is_answered_by_the_proxy(pbx_tra
     b.passed()
     c.passed()
     assert len(c.received("INVITE ")) == 1                      # C saw nothing of it
+
+
+@pytest.mark.parametrize("ring_ms", [50, 150, 250, 350])
+def test_the_targets_answer_and_the_transferors_bye_at_the_same_moment(pbx_transfer, ring_ms):
+    """B's 200 and A's BYE arrive about together (on different workers): whichever the proxy
+    applies first, C ends up talking to B and nothing is lost or left behind."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=ring_ms, hold_ms=3000)
+    a, c = transferring_call(pbx, "*100", hold_ms=300)
+    a.passed()
+    wait_kind(pbx, "completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, read_port(pbx.workdir, c.name))}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert transfer_kinds(pbx)[-1] == "completed"
