@@ -10,9 +10,10 @@ import logging
 import os
 import time
 
-from . import routing, transfer as t
+from . import codes, routing, transfer as t
 from .media import Media
 from .sounds import Sounds
+from .store import SIDES
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
@@ -21,7 +22,12 @@ RETURN_CODE = "*1"
 
 def legs_of(call):
     """Every leg the call has had: the original sides and the originated legs."""
-    return ["caller", "callee"] + [f"leg{n}" for n in range(1, int(call.get("x_legs") or 0) + 1)]
+    return [*SIDES, *(f"leg{n}" for n in range(1, int(call.get("x_legs") or 0) + 1))]
+
+
+def tag_of(call, leg):
+    """The leg's rtpengine party tag."""
+    return call[f"rtp_{leg}"]
 
 
 def state_of(call):
@@ -92,7 +98,8 @@ class Engine:
         other = state.c if side == state.a else state.a
         own, others = call.get(f"{side}_ext", ""), call.get(f"{other}_ext", "")
         exact, _ = self.store.ext_match(call["tenant"], ext)
-        if not exact and routing.external_target(ext, call.get("transfer_external", "")):
+        external = not exact and routing.external_target(ext, call.get("transfer_external", ""))
+        if external:
             refused = "" if self.store.outbound_trunk(call["tenant"]) else "no_outbound_trunk"
         elif not exact:
             refused = "no_such_extension"
@@ -102,7 +109,7 @@ class Engine:
             refused = "not_registered"
         else:
             refused = ""
-        return t.Transfer(side, ext, leg_ext=own, refused=refused)
+        return t.Transfer(side, ext, leg_ext=own, refused=refused, external=external)
 
     def handle(self, callid, event, call=None):
         """Apply one event atomically and execute its effects. -> the effects that concern
@@ -135,39 +142,37 @@ class Engine:
 
     def renegotiate(self, callid, leg, sdp):
         """A re-INVITE/UPDATE with SDP from a leg the proxy joins itself: relink it with its
-        partner using the new SDP. -> the answer SDP for the leg, or None while the leg is
-        not talking to anyone (on hold during a transfer: the request gets 491)."""
+        partner using the new SDP. -> (the answer SDP for the leg, the Contact for the 2xx),
+        or None while the leg is not talking to anyone (on hold during a transfer: 491)."""
         call = self.store.call_load(callid)
-        state = state_of(call) if call else None
-        pairs = {t.TALKING: (state.a, state.c), t.CONSULT: (state.a, state.b)} if state else {}
-        pair = pairs.get(state.phase) if state else None
+        if not call:
+            return None
+        state = state_of(call)
+        pair = {t.TALKING: (state.a, state.c), t.CONSULT: (state.a, state.b)}.get(state.phase)
         if not pair or leg not in pair:
             return None
         other = pair[1] if leg == pair[0] else pair[0]
-        self.store.leg_update(callid, {f"{leg}_sdp": sdp})
+        self.store.call_update(callid, {f"{leg}_sdp": sdp})
         call[f"{leg}_sdp"] = sdp
-        return self.link(Media(self.ng, callid), call, leg, other)
+        return self.link(Media(self.ng, callid), call, leg, other), self.contact_for(call, leg)
 
-    def contact_for(self, callid, leg):
+    def contact_for(self, call, leg):
         """The Contact of the proxy's 2xx to a leg's request: the peer the leg has always
         seen (its original dialog's other end), or the proxy for the legs it called."""
-        call = self.store.call_load(callid)
-        if leg in ("caller", "callee"):
-            peer = "callee" if leg == "caller" else "caller"
-            contact = call.get(f"{peer}_contact", "")
+        if leg in SIDES:
+            contact = call.get(f"{self.sip.peer(leg)}_contact", "")
             return contact if contact.startswith("<") else f"<{contact}>"
-        return f"<sip:vpbx@{call.get(f'{leg}_socket', '').partition(':')[2]}>"
+        return self.sip.proxy_contact(call.get(f"{leg}_socket", ""))
 
     def link(self, media, call, x, y):
         """Link legs x and y; their DTMF guards as they may type codes. -> the SDP for x."""
-        tag = lambda leg: call[f"rtp_{leg}"]                        # noqa: E731
-        answer = media.link((tag(x), call[f"{x}_sdp"]), (tag(y), call[f"{y}_sdp"]),
-                            [call[f"rtp_{leg}"] for leg in legs_of(call) if f"rtp_{leg}" in call])
+        answer = media.link((tag_of(call, x), call[f"{x}_sdp"]), (tag_of(call, y), call[f"{y}_sdp"]),
+                            [tag_of(call, leg) for leg in legs_of(call) if f"rtp_{leg}" in call])
         for leg in (x, y):
-            if call.get(f"{leg}_role") == "ext" and call.get("pbx_transfer") == "on":
-                media.guard(tag(leg))
+            if codes.may_type_codes(call, leg):
+                media.guard(tag_of(call, leg))
             else:
-                media.unguard(tag(leg))
+                media.unguard(tag_of(call, leg))
         return answer
 
     # ---- effects out --------------------------------------------------------
@@ -177,8 +182,7 @@ class Engine:
         for e in effects:
             if isinstance(e, t.Call):
                 tag = f"{e.leg}.{os.urandom(6).hex()}"      # store.leg_of_tag reads it
-                role = "ext" if self.store.ext_match(call["tenant"], e.ext)[0] else "trunk"
-                fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": role,
+                fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": "trunk" if e.external else "ext",
                                f"{e.leg}_callid": self.sip.leg_callid(callid, e.leg),
                                f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",  # as B sees it
                                f"{e.leg}_ltag": tag, f"rtp_{e.leg}": tag, f"{e.leg}_cseq": "1"})
@@ -191,30 +195,29 @@ class Engine:
 
     def execute(self, callid, call, state, effects):
         media = Media(self.ng, callid)
-        tag = lambda leg: call[f"rtp_{leg}"]                        # noqa: E731
         message = []
         for e in effects:
             try:
                 if isinstance(e, t.Call):
                     self.call_leg(callid, call, media, e)
                 elif isinstance(e, t.Hold):
-                    media.play(tag(e.leg), self.hold_sound(call))
+                    media.play(tag_of(call, e.leg), self.hold_sound(call))
                     for muted in e.mute:
-                        media.mute(tag(muted))
+                        media.mute(tag_of(call, muted))
                 elif isinstance(e, t.Ringback):
-                    media.play(tag(e.leg), self.ringback(call))
+                    media.play(tag_of(call, e.leg), self.ringback(call))
                 elif isinstance(e, t.Tone):
-                    media.play(tag(e.leg), self.sounds.failure(), repeat=1)
+                    media.play(tag_of(call, e.leg), self.sounds.failure(), repeat=1)
                 elif isinstance(e, t.Link):
                     self.link(media, call, e.x, e.y)
                 elif isinstance(e, t.Drop):
-                    media.drop(tag(e.leg))
+                    media.drop(tag_of(call, e.leg))
                 elif isinstance(e, t.Cancel):
                     self.sip.cancel(call, e.leg, self.rpc_socket)
                 elif isinstance(e, t.Bye):
-                    self.store.leg_update(callid, self.sip.bye(call, e.leg))
+                    self.store.call_update(callid, self.sip.bye(call, e.leg))
                 elif isinstance(e, t.Notify):
-                    self.store.leg_update(callid, self.sip.notify(call, e.leg, e.status, e.final))
+                    self.store.call_update(callid, self.sip.notify(call, e.leg, e.status, e.final))
                 elif isinstance(e, t.EndCall):
                     media.end()
                     self.store.call_delete(callid, legs_of(call))
@@ -240,14 +243,14 @@ class Engine:
         if not where:
             self.handle(callid, t.Failed(e.leg, "not_registered"))
             return
-        sdp = media.offer_new(call[f"rtp_{e.leg}"], call[f"rtp_{e.client}"], call[f"{e.client}_sdp"])
+        sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client), call[f"{e.client}_sdp"])
         # A call-back shows A who waits; a phone's REFER transfer shows B the client, as the
         # client's own INVITE would (transfer_caller_id is for code transfers only).
         shows_client = e.recall or call.get("x_mode") == "refer"
         from_hdr, pai, privacy = identity(call, e.client, e.transferor, shows_client)
         fields = {f"{e.leg}_target": where[0], f"{e.leg}_socket": where[1],
                   f"{e.leg}_from": f"{from_hdr};tag={call[f'{e.leg}_ltag']}"}
-        self.store.leg_update(callid, fields)
+        self.store.call_update(callid, fields)
         call.update(fields)
         referred_by = (f"<sip:{call.get(f'{e.transferor}_ext')}@{call['tenant']}>"
                        if e.transferor and call.get(f"{e.transferor}_ext") else "")

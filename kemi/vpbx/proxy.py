@@ -31,14 +31,9 @@ DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
 
 
-class TenantSet:
-    """`domain in TenantSet(store)`: a known tenant (asked only when needed)."""
-
-    def __init__(self, store):
-        self.store = store
-
-    def __contains__(self, domain):
-        return self.store.is_tenant(domain)
+def is_dtmf_info():
+    """An INFO carrying a key press (application/dtmf-relay or application/dtmf)."""
+    return KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES
 
 
 def trunk_address(call, side):
@@ -159,7 +154,7 @@ class Proxy:
             KSR.sl.sl_send_reply(404, "Not Here")
             return
         callid = pv("$ci")
-        if KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES:
+        if is_dtmf_info():
             self.route_info_dtmf(callid, sender_side())
             return
         if KSR.is_BYE():
@@ -208,7 +203,7 @@ class Proxy:
             return False
         tenant = call["tenant"]
         decided = refer.normalise(
-            target, tenant, TenantSet(self.store),
+            target, tenant, self.store.is_tenant,
             lambda user: self.store.ext_match(tenant, user)[0],
             call.get("transfer_external", ""),
             lambda host: KSR.is_myself(f"sip:{host}") > 0)
@@ -226,7 +221,7 @@ class Proxy:
         default): answered 202 here and carried out by the transfer engine (a blind
         transfer; NOTIFYs report to the phone). -> False when the REFER is to be relayed."""
         side = sender_side()
-        peer = "callee" if side == "caller" else "caller"
+        peer = uac.peer(side)
         if call.get(f"{peer}_role") != "trunk":
             return False
         hostport = trunk_address(call, peer)
@@ -242,7 +237,6 @@ class Proxy:
             KSR.tm.t_reply(491, "Request Pending - a transfer is in progress")
             return True
         KSR.tm.t_reply(202, "Accepted")
-        call["callid"] = callid
         event = self.engine.transfer_event(call, state, side, target.user)
         self.engine.handle(callid, dataclasses.replace(event, refer=True), call)
         return True
@@ -263,7 +257,7 @@ class Proxy:
             return
         if KSR.is_BYE():
             self.bye_to_engine(callid, transfer.Hangup(leg))
-        elif KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES:
+        elif is_dtmf_info():
             self.route_info_dtmf(callid, leg)       # B may transfer the client on
         else:
             self.route_joined_request(callid, leg)
@@ -276,11 +270,12 @@ class Proxy:
         if rc <= 0:
             return
         if (KSR.is_INVITE() or KSR.is_UPDATE()) and has_sdp():
-            answer = self.engine.renegotiate(callid, leg, pv("$rb"))
-            if answer is None:
+            renegotiated = self.engine.renegotiate(callid, leg, pv("$rb"))
+            if renegotiated is None:
                 KSR.tm.t_reply(491, "Request Pending")
                 return
-            KSR.hdr.append_to_reply(f"Contact: {self.engine.contact_for(callid, leg)}\r\n")
+            answer, contact = renegotiated
+            KSR.hdr.append_to_reply(f"Contact: {contact}\r\n")
             KSR.textops.set_reply_body(answer, "application/sdp")
             KSR.tm.t_reply(200, "OK")
         elif KSR.is_INVITE():
@@ -538,7 +533,7 @@ class Proxy:
                 self.engine.handle(callid, transfer.Progress(leg))
             elif 200 <= status < 300:
                 tag, contact, body = pvs("$tt", "$ct", "$rb")
-                self.store.leg_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body,
+                self.store.call_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body,
                                                f"{leg}_contact": registration.parse_contact(contact).uri})
                 self.engine.handle(callid, transfer.Answered(leg))
         except Exception:
@@ -560,8 +555,7 @@ class Proxy:
             status = int(KSR.pv.get("$rs"))
             if 200 <= status < 300 and has_sdp():
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
-                other = "callee" if pv(SIDE_AVP) == "caller" else "caller"
-                self.store.call_update(pv("$ci"), {f"{other}_sdp": pv("$rb")})
+                self.store.call_update(pv("$ci"), {f"{uac.peer(pv(SIDE_AVP))}_sdp": pv("$rb")})
         except Exception:
             KSR.err(f"vpbx: reply {pv('$ci')}: {traceback.format_exc()}")
         return 1

@@ -77,14 +77,15 @@ class Refused:
     reason: str
 
 
-def normalise(refer_to, tenant, tenants, is_ext, external_prefixes, proxy_host):
+def normalise(refer_to, tenant, is_tenant, is_ext, external_prefixes, proxy_host):
     """Where the transferee will be sent -> the Refer-To value to relay, or Refused.
 
-    tenants: the known tenant domains; is_ext(user) -> whether user is an extension of the
-    tenant; proxy_host(host) -> whether host names this proxy."""
+    is_tenant(domain) -> whether domain is a known tenant (asked only for a foreign host);
+    is_ext(user) -> whether user is an extension of the tenant; proxy_host(host) -> whether
+    host names this proxy."""
     host = refer_to.host
     if refer_to.scheme != "tel" and host != tenant and not proxy_host(host):
-        if host.split(":")[0] in tenants:
+        if is_tenant(host.split(":")[0]):
             return Refused(403, "Forbidden - transfer to another tenant")
         return Refused(403, "Forbidden - transfer target outside the tenant")
     user = refer_to.user

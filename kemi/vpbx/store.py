@@ -291,8 +291,6 @@ class Store:
         return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, version, CALL_TTL,
                          EVENTS_MAXLEN, payload) == 1
 
-    def leg_update(self, callid, fields):
-        self.call_update(callid, fields)
 
     # ---- feature codes (DTMF) ----------------------------------------------
 

@@ -56,6 +56,7 @@ class Transfer:             # `leg` completed *EXT; refused: why EXT is no valid
     leg_ext: str = ""       # the typist's own extension
     refused: str = ""
     refer: bool = False     # asked with a REFER the proxy answered itself (blind transfer)
+    external: bool = False  # ext is an external number (called through the outbound trunk)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Call:                 # originate an INVITE to extension `ext` as leg `leg
     client: str
     transferor: str = ""    # the leg of A (Referred-By, identity when caller-number is off)
     recall: bool = False    # a call-back to A: A's phone shows the client's number
+    external: bool = False  # an external number, not an extension
 
 
 @dataclass(frozen=True)
@@ -239,13 +241,13 @@ def talking_transfer(s, e, rules):
                   mode="refer" if e.refer else "")
     if e.refer:                 # the phone shows its own progress: no ringback, NOTIFYs instead
         return new, [Hold(other, mute=(e.leg,)), Notify(e.leg, "100 Trying", final=False),
-                     Call(b, e.ext, client=other, transferor=e.leg),
+                     Call(b, e.ext, client=other, transferor=e.leg, external=e.external),
                      Schedule("no_answer", b, rules.no_answer),
                      Publish("started", {"transferor": e.leg, "client": other, "target": e.ext,
                                          "mode": "refer"})]
     # Media first: once the INVITE is out, B's answer may be handled by another process.
     return new, [Hold(other, mute=(e.leg,)), Ringback(e.leg),
-                 Call(b, e.ext, client=other, transferor=e.leg),
+                 Call(b, e.ext, client=other, transferor=e.leg, external=e.external),
                  Schedule("no_answer", b, rules.no_answer),
                  Publish("started", {"transferor": e.leg, "client": other, "target": e.ext})]
 

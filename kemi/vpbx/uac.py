@@ -48,15 +48,25 @@ def _send(method, ruri, dst, sock, headers, body=""):
         raise RuntimeError(f"t_uac_send {method} {ruri} via {dst} failed ({rc})")
 
 
+def peer(side):
+    """The other end of the original dialog."""
+    return "callee" if side == "caller" else "caller"
+
+
+def proxy_contact(socket_text):
+    """The proxy's own Contact on a socket ('udp:127.0.0.1:5060')."""
+    return f"<sip:vpbx@{socket_text.partition(':')[2]}>"
+
+
 def dialog(call, leg):
     """How the proxy addresses `leg` in its dialog: (R-URI, next hop, socket, From, To,
     Call-ID, CSeq field name)."""
     if leg in ("caller", "callee"):
-        peer = "callee" if leg == "caller" else "caller"
+        other = peer(leg)
         return (parse_contact(call[f"{leg}_contact"]).uri, call[f"{leg}_src"], call[f"{leg}_socket"],
-                f"<{call[f'{peer}_uri']}>;tag={call[f'{peer}_tag']}",
+                f"<{call[f'{other}_uri']}>;tag={call[f'{other}_tag']}",
                 f"<{call[f'{leg}_uri']}>;tag={call[f'{leg}_tag']}",
-                call["callid"], f"{peer}_cseq")
+                call["callid"], f"{other}_cseq")
     # Like the proxy's own routing to extensions: to the registered (then answered) Contact.
     to_tag = call.get(f"{leg}_tag", "")
     return (call.get(f"{leg}_contact") or call[f"{leg}_target"], "",
@@ -70,9 +80,8 @@ def invite(call, leg, sdp, identity, referred_by):
     value, Privacy value or "")."""
     ruri, dst, sock, _, to, callid, _ = dialog(call, leg)
     from_hdr, pai, privacy = identity
-    host = sock.partition(":")[2]
     headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: 1 INVITE\r\n"
-               f"Contact: <sip:vpbx@{host}>\r\nMax-Forwards: 70\r\n"
+               f"Contact: {proxy_contact(sock)}\r\nMax-Forwards: 70\r\n"
                f"P-Asserted-Identity: {pai}\r\n"
                + (f"Privacy: {privacy}\r\n" if privacy else "")
                + (f"Referred-By: {referred_by}\r\n" if referred_by else "")
@@ -111,10 +120,10 @@ def bye(call, leg):
 def notify(call, leg, status, final):
     """Progress of a REFER the proxy answered itself (RFC 3515: message/sipfrag)."""
     state = "terminated;reason=noresource" if final else "active;expires=60"
-    host = call[f"{leg}_socket"].partition(":")[2]
     return request(call, leg, "NOTIFY",
                    f"Event: refer\r\nSubscription-State: {state}\r\n"
-                   f"Contact: <sip:vpbx@{host}>\r\nContent-Type: message/sipfrag\r\n",
+                   f"Contact: {proxy_contact(call[f'{leg}_socket'])}\r\n"
+                   "Content-Type: message/sipfrag\r\n",
                    f"SIP/2.0 {status}\r\n")
 
 

@@ -7,7 +7,7 @@ import pytest
 from calls import callee, caller, probe, register
 from conftest import TENANT
 from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
-from transfer_calls import header, target, who_hears
+from transfer_calls import header, target, who_hears, written_party
 
 
 def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", name="referrer",
@@ -143,14 +143,11 @@ def test_the_transferees_invite_with_replaces_reaches_the_target(pbx):
     replaces = "{};to-tag={};from-tag={}".format(key.split("{", 1)[1].rstrip("}"),
                                                   record["callee_tag"], record["caller_tag"])
     b = target(pbx, "100", ring_ms=100, hold_ms=1000, name="replacing", ssrc=0xD)  # B's phone
-    path = pbx.workdir / "transferee.xml"
-    path.write_text((PARTIES / "caller.xml").read_text().replace(
+    c = written_party(pbx, (PARTIES / "caller.xml").read_text().replace(
         "Max-Forwards: 70\n", f"Max-Forwards: 70\nReplaces: {replaces}\n"
-        f"Referred-By: <sip:201@{TENANT}>\n", 1))
-    c = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="transferee",
-             variables={"from_user": "202", "from_domain": TENANT, "to_user": "100",
-                        "to_domain": TENANT, "rtp_port": RtpPeer(0xC).port,
-                        "outdir": pbx.workdir, "party": "transferee", "hangup": "callee"})
+        f"Referred-By: <sip:201@{TENANT}>\n", 1),
+        "transferee", {"from_user": "202", "from_domain": TENANT, "to_user": "100",
+                       "to_domain": TENANT, "hangup": "callee"}, ssrc=0xC)
     b.passed()
     c.passed()
     a.passed()

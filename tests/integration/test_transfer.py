@@ -5,9 +5,9 @@ import time
 import pytest
 
 from calls import callee, caller, register
-from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
+from harness import PARTIES, read_port, wait_for
 from transfer_calls import (header, target, transferring_call, unanswering_target,
-                            who_hears)
+                            who_hears, written_party)
 
 def transfer_kinds(pbx):
     return [e["kind"] for _, e in pbx.store.events() if e["type"] == "transfer"]
@@ -237,15 +237,10 @@ def test_after_a_transfer_re_invites_are_answered_by_the_proxy(pbx_transfer):
     b = target(pbx, "100", ring_ms=100, hold_ms=7000)
     a = callee(pbx, "202", hangup="callee", hold_ms=2000, ssrc=0xA)
     register(pbx, "202", a.port).passed()
-    path = pbx.workdir / "client.xml"
-    path.write_text((PARTIES / "client_reinvite.xml").read_text().replace("WAIT_MS", "3500"))
-    media = RtpPeer(0xC)
-    c = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="client",
-             port=pbx.trunk_port,
-             variables={"from_user": "+4930123456", "from_domain": "carrier.example",
-                        "to_user": "202", "to_domain": "t1.test", "rtp_port": media.port,
-                        "outdir": pbx.workdir, "party": "client"})
-    c.media = media
+    c = written_party(pbx, (PARTIES / "client_reinvite.xml").read_text().replace("WAIT_MS", "3500"),
+                      "client", {"from_user": "+4930123456", "from_domain": "carrier.example",
+                                 "to_user": "202", "to_domain": "t1.test"},
+                      ssrc=0xC, port=pbx.trunk_port)
     a.media.dtmf(read_port(pbx.workdir, a.name), "*100")
     a.passed()
     wait_kind(pbx, "completed")
@@ -307,16 +302,12 @@ def test_the_clients_privacy_is_kept(pbx_transfer):
     b = target(pbx, "100", ring_ms=100, hold_ms=3000)
     a = callee(pbx, "202", hangup="callee", hold_ms=2000, ssrc=0xA)
     register(pbx, "202", a.port).passed()
-    path = pbx.workdir / "private_client.xml"
-    path.write_text((PARTIES / "caller.xml").read_text().replace(
+    c = written_party(pbx, (PARTIES / "caller.xml").read_text().replace(
         "Max-Forwards: 70\n", "Max-Forwards: 70\nPrivacy: id\n"
-        "P-Asserted-Identity: <sip:+4930123456@carrier.example>\n", 1))
-    media = RtpPeer(0xC)
-    c = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="client",
-             port=pbx.trunk_port,
-             variables={"from_user": "anonymous", "from_domain": "carrier.example",
-                        "to_user": "202", "to_domain": "t1.test", "rtp_port": media.port,
-                        "outdir": pbx.workdir, "party": "client", "hangup": "callee"})
+        "P-Asserted-Identity: <sip:+4930123456@carrier.example>\n", 1),
+        "client", {"from_user": "anonymous", "from_domain": "carrier.example",
+                   "to_user": "202", "to_domain": "t1.test", "hangup": "callee"},
+        ssrc=0xC, port=pbx.trunk_port)
     a.media.dtmf(read_port(pbx.workdir, a.name), "*100")
     a.passed()
     b.passed()

@@ -96,6 +96,18 @@ def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500, gap_
     return a, c
 
 
+def written_party(pbx, xml, name, variables, *, ssrc, port=None):
+    """A SIPp party from scenario text the test wrote (a template filled in), with media."""
+    path = pbx.workdir / f"{name}.xml"
+    path.write_text(xml)
+    media = RtpPeer(ssrc)
+    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,
+                 variables={**variables, "rtp_port": media.port, "outdir": pbx.workdir,
+                            "party": name})
+    party.media = media
+    return party
+
+
 def unanswering_target(pbx, ext, scenario, name="target"):
     """B that never answers: parties/callee_ringing.xml (rings until cancelled) or
     callee_busy.xml (486)."""

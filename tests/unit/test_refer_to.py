@@ -24,7 +24,7 @@ def test_bad_refer_to(value):
 
 
 def decide(value, *, exts=("100", "101"), prefixes=""):
-    return normalise(parse_refer_to(value), "t1.test", {"t1.test", "t2.test"},
+    return normalise(parse_refer_to(value), "t1.test", {"t1.test", "t2.test"}.__contains__,
                      lambda user: user in exts, prefixes,
                      lambda host: host in ("127.0.0.1:5060", "127.0.0.1"))
 
