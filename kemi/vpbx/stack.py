@@ -238,11 +238,11 @@ def free_port(count=1):
             base = udp.getsockname()[1]
         if base + count > 65536:
             continue
-        if all(_bindable(port) for port in range(base, base + count)):
+        if all(bindable(port) for port in range(base, base + count)):
             return base
 
 
-def _bindable(port):
+def bindable(port):
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as sock:
             try:

@@ -9,7 +9,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from vpbx.stack import free_port  # noqa: F401  (re-exported for the tests)
+from vpbx.stack import bindable, free_port  # noqa: F401  (free_port re-exported for the tests)
 
 PARTIES = Path(__file__).parent / "parties"
 
@@ -25,6 +25,18 @@ def wait_for(predicate, timeout=5.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+_next_media_port = iter(range(20000, 29996, 4))
+
+
+def sipp_media_ports():
+    """Four ports in a row for SIPp's -mp, below the kernel's ephemeral range (32768-60999):
+    ports taken free from that range could go to another socket before SIPp binds them."""
+    while True:
+        base = next(_next_media_port)
+        if all(bindable(port) for port in range(base, base + 4)):
+            return base
+
+
 class Sipp:
     """One SIPp process playing one party from parties/NAME.xml."""
 
@@ -35,7 +47,7 @@ class Sipp:
         self.workdir = Path(workdir)
         argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", "127.0.0.1",
                 "-p", str(self.port), "-cp", str(free_port()),
-                "-mp", str(free_port(4)), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
+                "-mp", str(sipp_media_ports()), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
                 "-timeout_error", "-d", str(duration_ms), "-trace_err", "-trace_msg",
                 "-message_file", str(self.workdir / f"{self.name}.msg"),
                 "-error_file", str(self.workdir / f"{self.name}.err")]
