@@ -38,8 +38,8 @@ def digit(store, callid, side, key, source, now=None, rtp_tag=None):
     for _ in range(RETRIES):
         at = time.time() if now is None else now
         call, side, fields = store.dtmf_load(callid, side, rtp_tag)
-        if not call or not may_type_codes(call, side):
-            return None, call, side
+        if not call or call.get("x_join") or not may_type_codes(call, side):
+            return None, call, side     # (a taken-over dialog's digits count in its new call)
         state = dtmf.from_fields(fields)
         digits = dtmf.candidate(state, key)
         match = dtmf.Match(*store.ext_match(call["tenant"], digits)) if digits else dtmf.Match()

@@ -10,8 +10,9 @@ import logging
 import os
 import time
 
-from . import codes, routing, transfer as t
+from . import codes, routing, sdp as sdp_text, transfer as t
 from .media import Media
+from .registration import parse_contact
 from .sounds import Sounds
 from .store import SIDES
 
@@ -28,6 +29,26 @@ def legs_of(call):
 def tag_of(call, leg):
     """The leg's rtpengine party tag."""
     return call[f"rtp_{leg}"]
+
+
+def taken_over(call):
+    """The Call-IDs of the dialogs the call has taken over (attended REFERs) and still holds."""
+    return [call[f"{leg}_callid"] for leg in legs_of(call) if call.get(f"{leg}_release")]
+
+
+def taken_over_fields(leg, other, b_side):
+    """The fields of leg `leg` when it is B's end of another dialog (`other`: its record,
+    with "callid"): the proxy speaks in it as the other end, the phone that asked, which it
+    will hang up (`<leg>_release`)."""
+    a_side = "callee" if b_side == "caller" else "caller"
+    contact = parse_contact(other[f"{b_side}_contact"]).uri
+    return {f"{leg}_callid": other["callid"], f"{leg}_tag": other[f"{b_side}_tag"],
+            f"{leg}_contact": contact, f"{leg}_target": contact,
+            f"{leg}_src": other[f"{b_side}_src"], f"{leg}_socket": other[f"{b_side}_socket"],
+            f"{leg}_from": f"<{other[f'{a_side}_uri']}>;tag={other[f'{a_side}_tag']}",
+            f"{leg}_uri": other[f"{b_side}_uri"], f"{leg}_cseq": other.get(f"{a_side}_cseq") or "1",
+            f"{leg}_ext": other.get(f"{b_side}_ext", ""), f"{leg}_role": other[f"{b_side}_role"],
+            f"{leg}_sdp": other[f"{b_side}_sdp"], f"{leg}_release": a_side}
 
 
 def state_of(call):
@@ -186,6 +207,12 @@ class Engine:
                                f"{e.leg}_callid": self.sip.leg_callid(callid, e.leg),
                                f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",  # as B sees it
                                f"{e.leg}_ltag": tag, f"rtp_{e.leg}": tag, f"{e.leg}_cseq": "1"})
+                if e.join:
+                    other_callid, b_side = e.join.split()
+                    other = self.store.call_load(other_callid)
+                    if other:
+                        other["callid"] = other_callid
+                        fields.update(taken_over_fields(e.leg, other, b_side))
         return fields
 
     def event_record(self, callid, call, publish, now):
@@ -196,6 +223,7 @@ class Engine:
     def execute(self, callid, call, state, effects):
         media = Media(self.ng, callid)
         message = []
+        linked = {}         # leg -> the SDP for it from its last Link here
         for e in effects:
             try:
                 if isinstance(e, t.Call):
@@ -209,7 +237,9 @@ class Engine:
                 elif isinstance(e, t.Tone):
                     media.play(tag_of(call, e.leg), self.sounds.failure(), repeat=1)
                 elif isinstance(e, t.Link):
-                    self.link(media, call, e.x, e.y)
+                    linked[e.x] = self.link(media, call, e.x, e.y)
+                elif isinstance(e, t.Resume):
+                    self.resume(call, e.leg, linked.get(e.leg))
                 elif isinstance(e, t.Drop):
                     media.drop(tag_of(call, e.leg))
                 elif isinstance(e, t.Cancel):
@@ -218,9 +248,15 @@ class Engine:
                     self.store.call_update(callid, self.sip.bye(call, e.leg))
                 elif isinstance(e, t.Notify):
                     self.store.call_update(callid, self.sip.notify(call, e.leg, e.status, e.final))
+                elif isinstance(e, t.Release):
+                    self.release(call, e.leg)
+                elif isinstance(e, t.Restore):
+                    self.store.call_unjoin(call[f"{e.leg}_callid"])
+                    self.store.call_update(callid, {f"{e.leg}_release": ""})
+                    call[f"{e.leg}_release"] = ""
                 elif isinstance(e, t.EndCall):
                     media.end()
-                    self.store.call_delete(callid, legs_of(call))
+                    self.store.call_delete(callid, legs_of(call), taken_over(call))
                 elif isinstance(e, (t.Accept, t.Relay)):
                     message.append(e)
             except Exception:
@@ -239,6 +275,9 @@ class Engine:
         return (binding["contact"], binding["socket"]) if binding else None
 
     def call_leg(self, callid, call, media, e):
+        if e.join:
+            self.join_leg(callid, call, media, e)
+            return
         where = self.destination(call, e.leg, e.ext)
         if not where:
             self.handle(callid, t.Failed(e.leg, "not_registered"))
@@ -255,6 +294,49 @@ class Engine:
         referred_by = (f"<sip:{call.get(f'{e.transferor}_ext')}@{call['tenant']}>"
                        if e.transferor and call.get(f"{e.transferor}_ext") else "")
         self.sip.invite(call, e.leg, sdp, (fields[f"{e.leg}_from"], pai, privacy), referred_by)
+
+    def join_leg(self, callid, call, media, e):
+        """B's end of the dialog an attended REFER names becomes leg e.leg: from now on its
+        requests come to this call (x_join), and a re-INVITE moves B onto the client's media
+        (rtpengine links parties of one call only)."""
+        other_callid, b_side = e.join.split()
+        if not call.get(f"{e.leg}_release"):        # the dialog ended before it was taken over
+            self.handle(callid, t.Failed(e.leg, "unavailable"))
+            return
+        self.store.call_update(other_callid, {"x_join": f"{callid} {e.leg} {b_side}"})
+        client_sdp = call[f"{e.client}_sdp"]
+        if sdp_text.held(client_sdp):
+            # The phone put the client on hold: B is offered, and later linked with, the
+            # client as it will be once resumed (Resume).
+            fields = {f"{e.client}_sdp": sdp_text.resumed(client_sdp), f"{e.client}_held": "1"}
+            self.store.call_update(callid, fields)
+            call.update(fields)
+        sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client), call[f"{e.client}_sdp"])
+        fields = self.sip.reinvite(call, e.leg, sdp, self.contact_for(call, e.leg))
+        self.store.call_update(callid, fields)
+        call.update(fields)
+
+    def resume(self, call, leg, sdp):
+        """The client the phone had put on hold (`<leg>_held`) is taken off hold: a re-INVITE
+        as the phone, with its media address unchanged (the SDP its link gave it), in the
+        session the client knows."""
+        if not call.get(f"{leg}_held") or not sdp or leg not in SIDES:
+            return
+        offer = sdp_text.reoffer(sdp, call.get(f"{self.sip.peer(leg)}_sdp", ""))
+        fields = {**self.sip.reinvite(call, leg, offer, self.contact_for(call, leg)),
+                  f"{leg}_held": ""}
+        self.store.call_update(call["callid"], fields)
+        call.update(fields)
+
+    def release(self, call, leg):
+        """The join is done: the phone's end of the taken-over dialog gets a BYE (as from B),
+        and that dialog's media call goes (B's media is in this call now)."""
+        other_callid = call[f"{leg}_callid"]
+        other = self.store.call_load(other_callid)
+        if other:
+            other["callid"] = other_callid
+            self.store.call_update(other_callid, self.sip.bye(other, call[f"{leg}_release"]))
+        Media(self.ng, other_callid).end()
 
     def hold_sound(self, call):
         if call.get("transfer_hold_media") == "ringback":

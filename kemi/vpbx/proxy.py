@@ -159,6 +159,9 @@ class Proxy:
             return
         if KSR.is_BYE():
             record = self.store.call_end(callid)
+            if record is not None and record.get("x_join"):
+                self.route_taken_over(callid, record["x_join"])
+                return
             if record is not None:                  # the call has had a transfer
                 self.bye_to_engine(callid, transfer.Hangup(sender_side()), record)
                 return
@@ -176,7 +179,10 @@ class Proxy:
             sdp = has_sdp()
             if sdp:
                 fields[f"{side}_sdp"] = pv("$rb")
-            phase, a, c = self.store.call_update(callid, fields)
+            phase, a, c, join = self.store.call_update(callid, fields)
+            if join:
+                self.route_taken_over(callid, join)
+                return
             if joined_by_proxy(phase, a, c):
                 self.route_joined_request(callid, side)
                 return
@@ -193,7 +199,7 @@ class Proxy:
         if not call:
             KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
             return False
-        if joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
+        if call.get("x_join") or joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
             KSR.sl.sl_send_reply(501, "Not Implemented - REFER in a call the PBX transferred")
             return False
         try:
@@ -229,26 +235,78 @@ class Proxy:
             return False
         if KSR.tm.t_newtran() <= 0:
             return True
-        if target.replaces:
-            KSR.tm.t_reply(501, "Not Implemented - attended REFER towards a trunk")
-            return True
         state = engine_mod.state_of(call)
         if state.phase != transfer.TALKING:
             KSR.tm.t_reply(491, "Request Pending - a transfer is in progress")
             return True
+        if target.replaces:
+            event = self.join_event(callid, call, side, target.replaces)
+            if event is None:
+                return True
+        else:
+            event = dataclasses.replace(
+                self.engine.transfer_event(call, state, side, target.user), refer=True)
         KSR.tm.t_reply(202, "Accepted")
-        event = self.engine.transfer_event(call, state, side, target.user)
-        self.engine.handle(callid, dataclasses.replace(event, refer=True), call)
+        self.engine.handle(callid, event, call)
         return True
+
+    def join_event(self, callid, call, side, replaces):
+        """REFER with Replaces aimed at a trunk's party (attended transfer): the transfer
+        event that joins the client with B, whom the phone talks to in the dialog Replaces
+        names; None when answered here with an error."""
+        other = self.store.call_load(replaces.callid)
+        b_side = next((s for s in SIDES if other.get(f"{s}_tag") == replaces.to_tag
+                       and other.get(f"{uac.peer(s)}_tag") == replaces.from_tag), None)
+        if b_side is None:
+            # What the phone would hear had the transferee sent the INVITE with Replaces.
+            KSR.tm.t_reply(202, "Accepted")
+            call["callid"] = callid
+            self.store.call_update(callid, uac.notify(
+                call, side, "481 Call/Transaction Does Not Exist", True))
+            return None
+        a_side = uac.peer(b_side)
+        if other["tenant"] != call["tenant"]:
+            KSR.tm.t_reply(403, "Forbidden - Replaces names a call of another tenant")
+        elif other.get(f"{a_side}_ext") != call.get(f"{side}_ext"):
+            KSR.tm.t_reply(403, "Forbidden - Replaces names a call of another party")
+        elif other.get("x_join") or joined_by_proxy(other.get("x_phase"), other.get("x_a"),
+                                                    other.get("x_c")):
+            KSR.tm.t_reply(491, "Request Pending - the other call is being transferred")
+        elif other.get(f"{b_side}_role") != "ext" or not other.get(f"{b_side}_sdp"):
+            # B gets a re-INVITE onto the client's media: never a trunk's party.
+            KSR.tm.t_reply(501, "Not Implemented - attended REFER between two trunk calls")
+        else:
+            return transfer.Transfer(side, other.get(f"{b_side}_ext", ""),
+                                     leg_ext=call.get(f"{side}_ext", ""), refer=True,
+                                     join=f"{replaces.callid} {b_side}")
+        return None
 
     def bye_to_engine(self, callid, hangup, record=None):
         """A BYE in a call the transfer engine looks after: answered here, or relayed as
-        usual when it ends the original dialog."""
+        usual when it ends the original dialog. -> whether it was relayed."""
         effects = self.engine.handle(callid, hangup, record)
         if any(isinstance(e, transfer.Relay) for e in effects):
             self.relay()
-        else:
+            return True
+        KSR.sl.sl_send_reply(200, "OK")
+        return False
+
+    def route_taken_over(self, callid, join):
+        """A request in a dialog an attended REFER has taken over (x_join): B's end is a leg
+        of the client's call now; the phone's end is leaving (answered here, not relayed)."""
+        call, leg, b_side = join.split()
+        if sender_side() == b_side:
+            if KSR.is_BYE() and self.bye_to_engine(call, transfer.Hangup(leg)):
+                # B left before the join: the dialog went back to the phone, and ends.
+                self.store.call_end(callid)
+                KSR.rtpengine.rtpengine_delete("")
+            elif not KSR.is_BYE():
+                self.route_leg_request(call, leg)
+            return
+        if KSR.is_BYE():
             KSR.sl.sl_send_reply(200, "OK")
+        elif KSR.tm.t_newtran() > 0:
+            KSR.tm.t_reply(*((491, "Request Pending") if KSR.is_INVITE() else (200, "OK")))
 
     def route_leg_request(self, callid, leg):
         """An in-dialog request of a leg the proxy originated (no Route: sent to our Contact)."""
@@ -297,17 +355,27 @@ class Proxy:
         if rc < 0:
             KSR.sl.sl_reply_error()
             return
+        self.info_dtmf(callid, side)
+
+    def info_dtmf(self, callid, side):
         ctype, body = pvs("$cT", "$rb")
         try:
             key = dtmf.info_digit(ctype, body)
         except dtmf.BadDtmf as bad:
             call, side, _ = self.store.dtmf_load(callid, side)
-            if call and codes.may_type_codes(call, side):
+            if call and (call.get("x_join") or codes.may_type_codes(call, side)):
                 KSR.tm.t_reply(400, f"Bad Request - {bad}")
             else:
                 self.relay()
             return
         outcome, call, _ = codes.digit(self.store, callid, side, key, "info")
+        if call.get("x_join"):                  # a dialog an attended REFER took over
+            joined, leg, b_side = call["x_join"].split()
+            if side == b_side:
+                self.info_dtmf(joined, leg)
+            else:
+                KSR.tm.t_reply(200, "OK")
+            return
         if outcome is None or isinstance(outcome, dtmf.Pass):
             if joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
                 KSR.tm.t_reply(200, "OK")       # the peer is gone or on hold: not relayed
@@ -516,7 +584,7 @@ class Proxy:
     def ksr_tm_event(self, msg, evname):
         """tm's local-request event: an INVITE the proxy sends to a leg gets its reply routes."""
         try:
-            if evname == "tm:local-request" and KSR.is_INVITE() and uac.parse_leg_callid(pv("$ci")):
+            if evname == "tm:local-request" and KSR.is_INVITE() and uac.sending_invite(pv("$ci")):
                 uac.restore_display(pv("$ci"))
                 KSR.tm.t_on_reply("ksr_onreply_leg")
                 KSR.tm.t_on_failure("ksr_failure_leg")
@@ -524,10 +592,23 @@ class Proxy:
             KSR.err(f"vpbx: tm event: {traceback.format_exc()}")
         return 1
 
+    def leg_of_reply(self):
+        """(call-id of the call, leg) of a reply to an INVITE the proxy sent to a leg (one it
+        called, or one it took over with an attended REFER); None when gone."""
+        callid = pv("$ci")
+        leg = uac.parse_leg_callid(callid)
+        if leg:
+            return leg
+        join = self.store.joined_to(callid)
+        return tuple(join.split()[:2]) if join else None
+
     def ksr_onreply_leg(self, msg):
         """A provisional or 2xx reply of a leg the proxy called (tm ACKs a 2xx itself)."""
         try:
-            callid, leg = uac.parse_leg_callid(pv("$ci"))
+            leg = self.leg_of_reply()
+            if leg is None:
+                return 1
+            callid, leg = leg
             status = int(pv("$rs"))
             if 180 <= status < 200:
                 self.engine.handle(callid, transfer.Progress(leg))
@@ -542,7 +623,10 @@ class Proxy:
 
     def ksr_failure_leg(self, msg):
         try:
-            callid, leg = uac.parse_leg_callid(pv("$ci"))
+            leg = self.leg_of_reply()
+            if leg is None:
+                return 1
+            callid, leg = leg
             status = int(pv("$T_reply_code"))
             self.engine.handle(callid, transfer.Failed(leg, failure_reason(status)))
         except Exception:

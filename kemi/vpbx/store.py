@@ -248,9 +248,10 @@ class Store:
 
     def call_update(self, callid, fields):
         """Update an existing record (in-dialog requests); never recreates an ended call.
-        -> the transfer engine's (phase, a, c), "" each before any transfer."""
+        -> the transfer engine's (phase, a, c), "" each before any transfer, and x_join ("" for
+        a dialog no attended REFER has taken over)."""
         reply = self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
-        return tuple(x or "" for x in reply) if reply else ("", "", "")
+        return tuple(x or "" for x in reply) if reply else ("", "", "", "")
 
     def _run(self, script, *keys_then_args):
         """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys."""
@@ -262,16 +263,27 @@ class Store:
             (reply,) = self.fast.pipeline(("EVAL", script.text, *args))
         return reply
 
-    def call_delete(self, callid, legs=SIDES):
-        """The call's record, its legs' feature-code state and pending timers, in one round
-        trip."""
-        self.fast.pipeline(("DEL", call_key(callid), *(dtmf_key(callid, leg) for leg in legs)),
-                           ("ZREM", DUE, *(f"{callid} {leg} {what}" for leg in legs
-                                           for what in TIMERS)))
+    def call_delete(self, callid, legs=SIDES, taken_over=()):
+        """The call's record, its legs' feature-code state and pending timers, and those of
+        the dialogs it took over (`taken_over`: their Call-IDs), in one round trip."""
+        calls = [(callid, legs), *((other, SIDES) for other in taken_over)]
+        self.fast.pipeline(
+            ("DEL", *(key for c, ls in calls for key in (call_key(c), *(dtmf_key(c, leg) for leg in ls)))),
+            ("ZREM", DUE, *(f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS)))
+
+    def joined_to(self, callid):
+        """x_join of a dialog an attended REFER took over: "<call-id> <leg> <B's side>" (the
+        call it is now a leg of), "" otherwise."""
+        return self.fast.pipeline(("HGET", call_key(callid), "x_join"))[0] or ""
+
+    def call_unjoin(self, callid):
+        """The take-over of the dialog failed: it is relayed as its own call again."""
+        self.fast.pipeline(("HDEL", call_key(callid), "x_join"))
 
     def call_end(self, callid):
         """A BYE: delete the record of an ordinary call -> None; a call with a transfer
-        engine state is kept for the engine -> its record. One round trip either way."""
+        engine state, or taken over by one (x_join), is kept for the engine -> its record.
+        One round trip either way."""
         record = self._run(_END_PLAIN_CALL, call_key(callid), DUE,
                            *(dtmf_key(callid, side) for side in SIDES), callid)
         return _as_dict(record) if record else None
@@ -297,7 +309,7 @@ class Store:
     DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "transfer_external",
                         "caller_role",
                         "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee",
-                        "x_phase", "x_a", "x_c")
+                        "x_phase", "x_a", "x_c", "x_join")
 
     def dtmf_load(self, callid, side=None, rtp_tag=None):
         """One round trip -> (call fields, {} when the call is unknown; the side, found from
@@ -407,7 +419,9 @@ return 1
 
 _END_PLAIN_CALL = Script(4, """
 -- KEYS: call record, due zset, the two sides' typing state;  ARGV: call-id
-if redis.call('hexists', KEYS[1], 'x_v') == 1 then return redis.call('hgetall', KEYS[1]) end
+if redis.call('hexists', KEYS[1], 'x_v') == 1 or redis.call('hexists', KEYS[1], 'x_join') == 1 then
+  return redis.call('hgetall', KEYS[1])
+end
 redis.call('del', KEYS[1], KEYS[3], KEYS[4])
 for _, side in ipairs({'caller', 'callee'}) do
   redis.call('zrem', KEYS[2], ARGV[1] .. ' ' .. side .. ' code', ARGV[1] .. ' ' .. side .. ' rearm')
@@ -430,7 +444,7 @@ _UPDATE_IF_EXISTS = Script(1, """
 if redis.call('exists', KEYS[1]) == 1 then
   redis.call('hset', KEYS[1], unpack(ARGV, 2))
   redis.call('expire', KEYS[1], ARGV[1])
-  return redis.call('hmget', KEYS[1], 'x_phase', 'x_a', 'x_c')
+  return redis.call('hmget', KEYS[1], 'x_phase', 'x_a', 'x_c', 'x_join')
 end
 return false
 """)

@@ -12,11 +12,16 @@ two sides of the original dialog ("caller", "callee") and the dialogs the proxy 
     BLIND     --B fails-->  RECALLING A (then RECALL_WAIT between tries)  --A answers--> TALKING
     ...       --all tries fail-->  ENDING (C hears a tone)  -->  ENDED
 
+A phone's REFER to a trunk's party is carried out the same way (mode "refer": NOTIFYs instead
+of tones). With Replaces (mode "join") B is not called: the dialog the phone has with B is
+taken over as B's leg, which a re-INVITE moves onto C's media.
+
 The adapters turn SIP messages, rtpengine reports and timers into events and execute the
 effects; they also decide whether a code's target is valid (`Transfer.refused`).
 """
 from dataclasses import dataclass, field, replace
 
+REFER, JOIN = "refer", "join"      # State.mode of a transfer a phone asked for with REFER
 TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED = (
     "talking", "ringing", "consult", "blind", "recalling", "recall_wait", "ending", "ended")
 PHASES = (TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED)
@@ -43,7 +48,7 @@ class State:
     b_ext: str = ""
     recalls_left: int = 0
     legs: int = 0           # originated legs so far (names leg1, leg2, ...)
-    mode: str = ""          # "refer": the transfer a phone asked for with REFER (terminated here)
+    mode: str = ""          # "refer": a phone's REFER the proxy carries out; "join": with Replaces
     detached: str = ""      # A after a REFER transfer completed: its BYE is still to come
 
 
@@ -57,6 +62,8 @@ class Transfer:             # `leg` completed *EXT; refused: why EXT is no valid
     refused: str = ""
     refer: bool = False     # asked with a REFER the proxy answered itself (blind transfer)
     external: bool = False  # ext is an external number (called through the outbound trunk)
+    join: str = ""          # REFER with Replaces: the dialog with B to take over,
+                            # "<its Call-ID> <B's side in it>"
 
 
 @dataclass(frozen=True)
@@ -123,6 +130,23 @@ class Call:                 # originate an INVITE to extension `ext` as leg `leg
     transferor: str = ""    # the leg of A (Referred-By, identity when caller-number is off)
     recall: bool = False    # a call-back to A: A's phone shows the client's number
     external: bool = False  # an external number, not an extension
+    join: str = ""          # no INVITE: take over B's end of this dialog (Transfer.join) and
+                            # re-INVITE B onto the client's media
+
+
+@dataclass(frozen=True)
+class Release:              # B's taken-over dialog joined: hang up its other end (the phone
+    leg: str                # that asked), end its own media call
+
+
+@dataclass(frozen=True)
+class Resume:               # after a join: if the phone had put `leg` (the client) on hold, a
+    leg: str                # re-INVITE takes it off hold (same media address)
+
+
+@dataclass(frozen=True)
+class Restore:              # the take-over of `leg`'s dialog failed: relay it again as its own call
+    leg: str
 
 
 @dataclass(frozen=True)
@@ -237,14 +261,16 @@ def talking_transfer(s, e, rules):
             return s, [Notify(e.leg, REFUSED_STATUS.get(e.refused, "403 Forbidden")), failed]
         return s, [Tone(e.leg), failed]
     b, n = _new_leg(s)
+    mode = JOIN if e.join else REFER if e.refer else ""
     new = replace(s, phase=RINGING, a=e.leg, c=other, b=b, a_ext=e.leg_ext, b_ext=e.ext, legs=n,
-                  mode="refer" if e.refer else "")
-    if e.refer:                 # the phone shows its own progress: no ringback, NOTIFYs instead
+                  mode=mode)
+    if mode:                    # the phone shows its own progress: no ringback, NOTIFYs instead
         return new, [Hold(other, mute=(e.leg,)), Notify(e.leg, "100 Trying", final=False),
-                     Call(b, e.ext, client=other, transferor=e.leg, external=e.external),
+                     Call(b, e.ext, client=other, transferor=e.leg, external=e.external,
+                          join=e.join),
                      Schedule("no_answer", b, rules.no_answer),
                      Publish("started", {"transferor": e.leg, "client": other, "target": e.ext,
-                                         "mode": "refer"})]
+                                         "mode": "attended-refer" if e.join else "refer"})]
     # Media first: once the INVITE is out, B's answer may be handled by another process.
     return new, [Hold(other, mute=(e.leg,)), Ringback(e.leg),
                  Call(b, e.ext, client=other, transferor=e.leg, external=e.external),
@@ -279,11 +305,12 @@ def ringing_progress(s, e, rules):
 def ringing_answered(s, e, rules):
     if e.leg != s.b:
         return s, _stale(s, e)
-    if s.mode == "refer":       # a REFER is a blind transfer: C and B at once; A is told
+    if s.mode:                  # a REFER: C and B at once; A is told
         new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="", mode="",
                       detached=s.a)
-        return new, [Drop(s.a), Link(s.c, s.b), Notify(s.a, "200 OK"),
-                     Publish("completed", {"target": s.b_ext, "mode": "refer"})]
+        return new, [Drop(s.a), Link(s.c, s.b), *_joined(s), Notify(s.a, "200 OK"),
+                     Publish("completed", {"target": s.b_ext,
+                                           "mode": "attended-refer" if s.mode == JOIN else "refer"})]
     return replace(s, phase=CONSULT), [Link(s.a, s.b), Publish("answered", {"target": s.b_ext})]
 
 
@@ -291,14 +318,22 @@ def _back_to_a(s, effects):
     return replace(s, phase=TALKING, b="", b_ext=""), effects
 
 
+def _restored(s):
+    """B's taken-over dialog goes back to the phone when the join does not happen."""
+    return [Restore(s.b)] if s.mode == JOIN else []
+
+
+def _joined(s):
+    return [Resume(s.c), Release(s.b)] if s.mode == JOIN else []
+
+
 def _failed_back_to_a(s, rules, why, effects):
     """A hears the failure tone (C still hears the hold media), then A and C talk again. A
     phone that asked with REFER is told instead, and is back with C at once."""
-    if s.mode == "refer":
-        new, more = _back_to_a(replace(s, mode=""), effects + [
-            Drop(s.b), Link(s.c, s.a), Notify(s.a, FAILURE_STATUS.get(why, "480 Temporarily Unavailable")),
-            _failed(s, why)])
-        return new, more
+    if s.mode:
+        return _back_to_a(replace(s, mode=""), effects + [
+            Drop(s.b), *_restored(s), Link(s.c, s.a),
+            Notify(s.a, FAILURE_STATUS.get(why, "480 Temporarily Unavailable")), _failed(s, why)])
     return _back_to_a(s, effects + [Drop(s.b), Tone(s.a), Schedule("relink", s.a, rules.tone),
                                     _failed(s, why)])
 
@@ -318,8 +353,8 @@ def ringing_timeout(s, e, rules):
 def ringing_return(s, e, rules):
     if e.leg != s.a:
         return s, []
-    return _back_to_a(s, [Cancel(s.b), Drop(s.b), Link(s.c, s.a),
-                          Publish("returned", {"target": s.b_ext})])
+    return _back_to_a(replace(s, mode=""), [Cancel(s.b), Drop(s.b), *_restored(s), Link(s.c, s.a),
+                                            Publish("returned", {"target": s.b_ext})])
 
 
 def ringing_hangup(s, e, rules):
@@ -327,8 +362,10 @@ def ringing_hangup(s, e, rules):
         return replace(s, phase=BLIND, a=""), [Accept(s.a), Drop(s.a),
                                                Publish("blind", {"target": s.b_ext})]
     if e.leg == s.c:
-        return replace(s, phase=ENDED), [Cancel(s.b), *_hang_up_pair(s.c, s.a),
+        return replace(s, phase=ENDED), [Cancel(s.b), *_restored(s), *_hang_up_pair(s.c, s.a),
                                          _failed(s, "client_hung_up")]
+    if e.leg == s.b and s.mode == JOIN:     # B hung up the dialog being taken over
+        return _failed_back_to_a(s, rules, "target_hung_up", [Relay(s.b)])
     return s, []
 
 
@@ -361,13 +398,15 @@ def blind_answered(s, e, rules):
     if e.leg != s.b:
         return s, _stale(s, e)
     kind = "recalled" if s.phase == RECALLING else "completed"
-    new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="", recalls_left=0)
-    return new, [Link(s.c, s.b), Publish(kind, {"target": s.b_ext, "mode": "blind"})]
+    new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="", recalls_left=0, mode="")
+    return new, [Link(s.c, s.b), *_joined(s), Publish(kind, {"target": s.b_ext, "mode": "blind"})]
 
 
 def _call_back(s, rules, effects, first):
     """A blind transfer (or a call-back) failed: call A back, wait for the next try, or give up."""
     left = rules.recall_retries if first else s.recalls_left
+    effects = effects + _restored(s)
+    s = replace(s, mode="")
     if first and rules.recall and s.a_ext:
         b, n = _new_leg(s)
         new = replace(s, phase=RECALLING, b=b, b_ext=s.a_ext, legs=n, recalls_left=left)
@@ -399,9 +438,12 @@ def blind_progress(s, e, rules):
 
 
 def blind_hangup(s, e, rules):
+    if e.leg == s.b and s.mode == JOIN:     # B hung up the dialog being taken over
+        return _call_back(s, rules, [Relay(s.b), Drop(s.b), _failed(s, "target_hung_up")],
+                          first=True)
     if e.leg != s.c:
         return s, []
-    return replace(s, phase=ENDED), [Cancel(s.b), Accept(s.c), EndCall(),
+    return replace(s, phase=ENDED), [Cancel(s.b), *_restored(s), Accept(s.c), EndCall(),
                                      _failed(s, "client_hung_up")]
 
 

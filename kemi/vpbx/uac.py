@@ -14,9 +14,10 @@ import KSR
 from .registration import parse_contact
 
 LEG_PREFIX = "vpbx-"
-# t_uac_send drops the From display name (Kamailio 5.6): the INVITE being sent by this process
-# leaves it here, and tm's local-request event (run inside t_uac_send) puts it back.
-_DISPLAY = {}
+# INVITEs being sent by this process, Call-ID -> From display name: tm's local-request event
+# (run inside t_uac_send) gives them their reply routes, and puts back the display name that
+# t_uac_send drops (Kamailio 5.6).
+_SENDING = {}
 
 
 def leg_callid(callid, leg):
@@ -67,9 +68,10 @@ def dialog(call, leg):
                 f"<{call[f'{other}_uri']}>;tag={call[f'{other}_tag']}",
                 f"<{call[f'{leg}_uri']}>;tag={call[f'{leg}_tag']}",
                 call["callid"], f"{other}_cseq")
-    # Like the proxy's own routing to extensions: to the registered (then answered) Contact.
+    # Like the proxy's own routing to extensions: to the registered (then answered) Contact;
+    # a taken-over dialog's end is reached where its requests came from.
     to_tag = call.get(f"{leg}_tag", "")
-    return (call.get(f"{leg}_contact") or call[f"{leg}_target"], "",
+    return (call.get(f"{leg}_contact") or call[f"{leg}_target"], call.get(f"{leg}_src", ""),
             call[f"{leg}_socket"], call[f"{leg}_from"],
             f"<{call[f'{leg}_uri']}>" + (f";tag={to_tag}" if to_tag else ""),
             call[f"{leg}_callid"], f"{leg}_cseq")
@@ -86,18 +88,34 @@ def invite(call, leg, sdp, identity, referred_by):
                + (f"Privacy: {privacy}\r\n" if privacy else "")
                + (f"Referred-By: {referred_by}\r\n" if referred_by else "")
                + "Content-Type: application/sdp\r\n")
-    display = from_hdr.partition("<")[0].strip()
-    if display:
-        _DISPLAY[callid] = display
+    _SENDING[callid] = from_hdr.partition("<")[0].strip()
     try:
         _send("INVITE", ruri, dst, sock, headers, sdp)
     finally:
-        _DISPLAY.pop(callid, None)
+        _SENDING.pop(callid, None)
+
+
+def reinvite(call, leg, sdp, contact):
+    """A re-INVITE into the leg's dialog (B of a taken-over dialog moves onto the client's
+    media; the client comes off hold). -> the record fields to update (the CSeq used)."""
+    callid = dialog(call, leg)[5]
+    _SENDING[callid] = ""
+    try:
+        return request(call, leg, "INVITE",
+                       f"Contact: {contact}\r\nContent-Type: application/sdp\r\n", sdp)
+    finally:
+        _SENDING.pop(callid, None)
+
+
+def sending_invite(callid):
+    """In tm's local-request event: whether this process is sending an INVITE of that
+    Call-ID (one of a leg's: it needs the leg's reply routes)."""
+    return callid in _SENDING
 
 
 def restore_display(callid):
     """In tm's local-request event: the From display name t_uac_send dropped."""
-    display = _DISPLAY.get(callid)
+    display = _SENDING.get(callid)
     if display:
         safe = "".join(ch for ch in display if ch.isalnum() or ch in ' "+-_.')
         KSR.textops.subst_hf("From", f"/^[^<]*</{safe} </", "f")
@@ -130,8 +148,8 @@ def notify(call, leg, status, final):
 def cancel(call, leg, rpc_socket):
     """CANCEL the leg's INVITE: tm.cancel through the JSON-RPC datagram socket, where it runs
     in its own process (tm.cancel from a SIP worker, or t_cancel_callid, break tm's state)."""
-    request = {"jsonrpc": "2.0", "method": "tm.cancel", "params": [call[f"{leg}_callid"], "1"],
-               "id": 1}
+    request = {"jsonrpc": "2.0", "method": "tm.cancel",
+               "params": [call[f"{leg}_callid"], call.get(f"{leg}_cseq") or "1"], "id": 1}
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         # An abstract reply address: jsonrpcs answers to it; nothing to clean up.
         sock.bind(f"\0vpbx-rpc-{os.getpid()}-{os.urandom(4).hex()}")

@@ -1,5 +1,6 @@
 """Phones' own transfers (REFER) through the proxy: Refer-To normalised to the tenant's
 extension URI, NOTIFY relayed back, bad REFERs answered here with a clear error."""
+import re
 import socket
 
 import pytest
@@ -11,12 +12,17 @@ from transfer_calls import header, target, who_hears, written_party
 
 
 def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", name="referrer",
-             media=None):
-    """Extension 201 calls to_user, then sends a REFER (parties/referrer.xml)."""
+             media=None, hold=False):
+    """Extension 201 calls to_user, then sends a REFER (parties/referrer.xml); with `hold`,
+    it puts the call on hold first."""
     path = pbx.workdir / f"{name}.xml"
-    path.write_text((PARTIES / "referrer.xml").read_text()
-                    .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
-                    .replace("ON_ACCEPT", f'next="{on_accept}"' if expect == 202 else ""))
+    xml = ((PARTIES / "referrer.xml").read_text()
+           .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
+           .replace("ON_ACCEPT", f'next="{on_accept}"' if expect == 202 else ""))
+    if hold:
+        xml = xml.replace('  <pause milliseconds="300" />\n', HOLD, 1).replace(
+            "CSeq: 2 REFER", "CSeq: 3 REFER")
+    path.write_text(xml)
     media = media or RtpPeer(0xA)
     party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name,
                  variables={"from_user": "201", "from_domain": TENANT, "to_user": to_user,
@@ -155,3 +161,214 @@ def test_the_transferees_invite_with_replaces_reaches_the_target(pbx):
     invite = b.received("INVITE ")[0]
     assert header(invite, "Replaces") == replaces
     assert header(invite, "Referred-By") == f"<sip:201@{TENANT}>"
+
+
+def replaces_of(pbx, key):
+    """The Replaces value naming a call (as A's phone would put it in Refer-To): the call's
+    Call-ID, B's (the callee's) tag as to-tag, A's (the caller's) as from-tag."""
+    record = pbx.redis.hgetall(key)
+    return "{};to-tag={};from-tag={}".format(key.split("{", 1)[1].rstrip("}"),
+                                              record["callee_tag"], record["caller_tag"])
+
+
+def consultation(pbx, b_ext="100", hold_ms=3000, a_ext="201", reinvited="200 OK"):
+    """A (a_ext) calls B and talks to it: -> (B, A's party of that call, its Replaces value).
+    B expects the re-INVITE that moves it onto the client's media, answered `reinvited`."""
+    b = target(pbx, b_ext, ring_ms=100, hold_ms=hold_ms, name="consulted", reinvited=reinvited)
+    a2 = caller(pbx, a_ext, b_ext, hangup="callee", name="consulting", ssrc=0xA)
+    wait_for(lambda: pbx.store.call_keys(), timeout=5, what="A's call with B")
+    return b, a2, replaces_of(pbx, pbx.store.call_keys()[0])
+
+
+def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx):
+    """A talks to the client C (behind a trunk that takes no REFER) and to B, then sends
+    REFER with Replaces naming its call with B: the proxy answers it, moves B onto C's media
+    with a re-INVITE in B's own dialog, hangs up A's end of that dialog and reports to A."""
+    pbx.store.ext_add(TENANT, "100")
+    b, a2, replaces = consultation(pbx)
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)   # behind the trunk
+    a = joining_referrer(pbx, replaces)
+    a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, its BYE
+    a2.passed()                                # the BYE (as from B) in A's call with B
+    wait_for(lambda: (pbx.workdir / "consulted.rport2").exists(), timeout=5, what="B's re-INVITE")
+    b_port = int((pbx.workdir / "consulted.rport2").read_text())
+    parties = {"B": (b, b_port), "C": (c, read_port(pbx.workdir, c.name))}
+    assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    b.passed()                                 # B hangs up: the proxy ends C's call
+    c.passed()
+    assert c.received("REFER ") == [] and c.received("INVITE ")[1:] == []   # C: untouched
+    notifies = a.received("NOTIFY ")
+    assert "SIP/2.0 100 Trying" in notifies[0] and "SIP/2.0 200 OK" in notifies[1]
+    reinvite = b.received("INVITE ")[1]
+    assert header(reinvite, "Call-ID") == replaces.split(";")[0]      # in B's own dialog
+    assert header(reinvite, "From").endswith(replaces.split("from-tag=")[1])
+    assert a2.received("BYE ")
+
+
+def joining_referrer(pbx, replaces, expect=202, on_accept="terminated", hold=False, user="100"):
+    """A's phone in its call with the client (behind the trunk): REFER with Replaces."""
+    return referrer(pbx, "Refer-To: <sip:{}@{}?Replaces={}>".format(
+        user, TENANT, replaces.replace(";", "%3B").replace("=", "%3D").replace("@", "%40")),
+        expect, "004930123456", on_accept=on_accept, hold=hold)
+
+
+def test_a_join_b_refuses_leaves_both_calls_as_they_were(pbx):
+    """B answers the re-INVITE 488: A is told (NOTIFY 480) and is back with the client; A's
+    call with B is relayed as before, and B's BYE reaches A."""
+    pbx.store.ext_add(TENANT, "100")
+    b, a2, replaces = consultation(pbx, hold_ms=3000, reinvited="488 Not Acceptable Here")
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)
+    a = joining_referrer(pbx, replaces)
+    a.passed()                                 # NOTIFY 100, NOTIFY 480, then it hangs up
+    assert "SIP/2.0 480" in a.received("NOTIFY ")[1]
+    c.passed()                                 # A's BYE reached the client as usual
+    parties = {"A": (a2, read_port(pbx.workdir, a2.name)), "B": (b, read_port(pbx.workdir, b.name))}
+    assert who_hears(parties) == {"A": {"B"}, "B": {"A"}}
+    b.passed()
+    a2.passed()                                # B's BYE, relayed
+
+
+def test_an_attended_refer_naming_no_call_is_reported_481(pbx):
+    pbx.store.ext_add(TENANT, "100")
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)
+    a = joining_referrer(pbx, "nosuch@h;to-tag=x;from-tag=y", on_accept="notified")
+    a.passed()
+    c.passed()
+    assert "SIP/2.0 481" in a.received("NOTIFY ")[0]
+    assert c.received("REFER ") == []
+
+
+def test_an_attended_refer_naming_another_partys_call_is_refused(pbx):
+    pbx.store.ext_add(TENANT, "100")
+    b, a2, replaces = consultation(pbx, a_ext="202", reinvited=None, hold_ms=2000)  # not A's
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)
+    a = joining_referrer(pbx, replaces, expect=403)
+    a.passed()
+    c.passed()
+    b.passed()
+    a2.passed()
+
+
+HOLD = """  <send retrans="500">
+    <![CDATA[
+INVITE [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <sip:[$from_user]@[$from_domain]>;tag=[pid]r[call_number]
+[last_To:]
+Call-ID: [call_id]
+[routes]
+CSeq: 2 INVITE
+Contact: <sip:[$from_user]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 1 2 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [$rtp_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=sendonly
+
+    ]]>
+  </send>
+  <recv response="100" optional="true" />
+  <recv response="200" />
+  <send>
+    <![CDATA[
+ACK [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+From: <sip:[$from_user]@[$from_domain]>;tag=[pid]r[call_number]
+[last_To:]
+Call-ID: [call_id]
+[routes]
+CSeq: 2 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+    ]]>
+  </send>
+  <pause milliseconds="300" />
+"""
+# The held client expects the proxy's re-INVITE that takes it off hold: sendrecv, in the
+# session the phone began (o=- 1 2 with its hold offer: now version 3), then waits for a BYE.
+RESUMED = """  <recv request="INVITE">
+    <action>
+      <ereg regexp="a=sendrecv" search_in="body" check_it="true" assign_to="s1" />
+      <ereg regexp="o=- 1 3 IN" search_in="body" check_it="true" assign_to="s2" />
+      <ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="m,rport" />
+      <exec command="echo [$rport] > [$outdir]/[$party].rport" />
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[$user]@[local_ip]:[local_port]>
+Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 2 4 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [$rtp_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+a=sendrecv
+
+    ]]>
+  </send>
+  <recv request="ACK" />
+  <Reference variables="s1,s2,m" />
+"""
+
+
+def test_a_client_the_phone_put_on_hold_is_taken_off_hold_after_the_join(pbx):
+    """Phones hold the client before they transfer: after the join the proxy re-INVITEs the
+    client (same media address, sendrecv, the phone's session) so that it talks again."""
+    pbx.store.ext_add(TENANT, "100")
+    b, a2, replaces = consultation(pbx)
+    c = written_party(pbx, (PARTIES / "callee_hold.xml").read_text()
+                      .replace('variables="user,rtp_port"', 'variables="user,rtp_port,outdir,party"')
+                      .replace('  <recv request="BYE" />', RESUMED + '  <recv request="BYE" />'),
+                      "held", {"user": "004930123456"}, ssrc=0xC, port=pbx.outbound_port)
+    a = joining_referrer(pbx, replaces, hold=True)
+    a.passed()
+    a2.passed()
+    wait_for(lambda: (pbx.workdir / "consulted.rport2").exists(), timeout=5, what="B's re-INVITE")
+    parties = {"B": (b, int((pbx.workdir / "consulted.rport2").read_text())),
+               "C": (c, read_port(pbx.workdir, c.name))}
+    assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert "a=sendrecv" in b.received("INVITE ")[1]        # B is offered the resumed client
+    ports = {re.search(r"m=audio (\d+)", m).group(1) for m in c.received("INVITE ")}
+    assert len(c.received("INVITE ")) == 3 and len(ports) == 1   # call, hold, off hold: one port
+
+
+def test_an_attended_refer_joining_two_trunk_calls_is_refused(pbx):
+    """B behind a trunk too: it would need a re-INVITE onto C's media, which a trunk's leg
+    never gets -> 501, and both calls go on."""
+    a2 = callee(pbx, "201", name="consulting", ssrc=0xA)          # A's call with B: B called A
+    register(pbx, "201", a2.port).passed()
+    b = caller(pbx, "0301234", "201", port=pbx.trunk_port, hold_ms=3000, name="from-trunk")
+    wait_for(lambda: pbx.store.call_keys(), timeout=5, what="B's call with A")
+    key = pbx.store.call_keys()[0]
+    record = pbx.redis.hgetall(key)
+    replaces = "{};to-tag={};from-tag={}".format(key.split("{", 1)[1].rstrip("}"),
+                                                  record["caller_tag"], record["callee_tag"])
+    pbx.store.setting_set(TENANT, "transfer_external", "0")    # B's number may be a target
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)
+    a = joining_referrer(pbx, replaces, expect=501, user="0301234")
+    a.passed()
+    c.passed()
+    b.passed()
+    a2.passed()

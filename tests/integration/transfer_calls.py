@@ -7,6 +7,21 @@ from dtmf_calls import RELAY, caller_info
 from harness import PARTIES, RtpPeer, Sipp
 
 
+# B's SDP (its answer, or its offer in a re-INVITE).
+ANSWER = """Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 3 4 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [$rtp_port] RTP/AVP 0 101
+a=rtpmap:0 PCMU/8000
+a=rtpmap:101 telephone-event/8000
+a=sendrecv
+"""
+
 REINVITE = """  <pause milliseconds="{wait}" />
   <send retrans="500">
     <![CDATA[
@@ -19,19 +34,7 @@ Call-ID: [call_id]
 CSeq: 1 INVITE
 Contact: <sip:[$user]@[local_ip]:[local_port]>
 Max-Forwards: 70
-Content-Type: application/sdp
-Content-Length: [len]
-
-v=0
-o=- 3 4 IN IP4 [local_ip]
-s=-
-c=IN IP4 [media_ip]
-t=0 0
-m=audio [$rtp_port] RTP/AVP 0 101
-a=rtpmap:0 PCMU/8000
-a=rtpmap:101 telephone-event/8000
-a=sendrecv
-
+""" + ANSWER + """
     ]]>
   </send>
   <recv response="100" optional="true" />
@@ -59,16 +62,46 @@ Content-Length: 0
 """
 
 
+# B gets a re-INVITE (an attended REFER moves it onto the client's media): the port offered goes
+# to outdir/NAME.rport2; B answers with its own media port, or refuses with STATUS.
+REINVITED = """  <recv request="INVITE">
+    <action>
+      <ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="m2,rport2" />
+      <exec command="echo [$rport2] > [$outdir]/[$party].rport2" />
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+SIP/2.0 {status}
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:[$user]@[local_ip]:[local_port]>
+{body}
+    ]]>
+  </send>
+  <recv request="ACK" />
+  <Reference variables="m2" />
+"""
+
+
 def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB, busy=False,
-           port=None, reinvite_after_ms=None):
+           port=None, reinvite_after_ms=None, reinvited=None):
     """B: registered as `ext`, rings ring_ms, talks until a BYE or hold_ms after answering
     (or, busy, answers 486 after ringing). With `port` (a trunk's), B is not registered.
     With reinvite_after_ms, B sends a session-refresh re-INVITE that long after answering
-    (the media port of its answer goes to outdir/NAME.rport2)."""
+    (the media port of its answer goes to outdir/NAME.rport2). With `reinvited` (a status
+    line, "200 OK", "488 Not Acceptable Here"), B waits for a re-INVITE after answering and
+    answers it so, then waits hold_ms for a BYE."""
     media = RtpPeer(ssrc)
     path = pbx.workdir / f"{name}.xml"
     template = PARTIES / ("target_busy.xml" if busy else "target.xml")
     reinvite = REINVITE.format(wait=reinvite_after_ms) if reinvite_after_ms is not None else ""
+    if reinvited:
+        reinvite = REINVITED.format(status=reinvited, body=ANSWER if reinvited.startswith("2")
+                                    else "Content-Length: 0\n")
     path.write_text(template.read_text().replace("RING_MS", str(ring_ms))
                     .replace("HOLD_MS", str(hold_ms)).replace("<!-- REINVITE -->\n", reinvite))
     party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,

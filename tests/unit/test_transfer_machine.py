@@ -6,8 +6,8 @@ import pytest
 
 from vpbx import transfer as t
 from vpbx.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
-                           Hold, Link, Notify, Progress, Publish, Relay, Return, Ringback, Rules,
-                           Schedule, State, Timeout, Tone, Transfer)
+                           Hold, Link, Notify, Progress, Publish, Relay, Release, Restore, Resume, Return,
+                           Ringback, Rules, Schedule, State, Timeout, Tone, Transfer)
 
 RULES = Rules(no_answer=15, recall=True, recall_retries=2, recall_delay=10, tone=1.5)
 # C is the caller of the original dialog, A (extension 201) the callee; B is extension 100.
@@ -262,11 +262,59 @@ def test_the_phone_hanging_up_before_b_answers_makes_it_blind():
     assert (state.phase, state.c, state.a) == (t.TALKING, "caller", "leg1")
 
 
+# ---- a phone's REFER with Replaces, terminated by the proxy (attended) ------------------
+
+JOINED = Transfer("callee", "100", leg_ext="201", refer=True, join="y@h callee")
+
+
+def test_an_attended_refer_takes_over_the_dialog_with_b_instead_of_calling_it():
+    state, (effects,) = run(JOINED)
+    assert (state.phase, state.mode, state.b) == (t.RINGING, "join", "leg1")
+    assert without_publish(effects) == [
+        Hold("caller", mute=("callee",)), Notify("callee", "100 Trying", final=False),
+        Call("leg1", "100", client="caller", transferor="callee", join="y@h callee"),
+        Schedule("no_answer", "leg1", 15)]
+    assert effects[-1].details["mode"] == "attended-refer"
+
+
+def test_an_attended_refer_joins_c_and_b_and_hangs_up_the_phones_end_of_the_other_dialog():
+    state, steps = run(JOINED, Answered("leg1"), Hangup("callee"))
+    assert without_publish(steps[1]) == [Drop("callee"), Link("caller", "leg1"), Resume("caller"),
+                                         Release("leg1"), Notify("callee", "200 OK")]
+    assert steps[2] == [Accept("callee"), Drop("callee")]
+    assert (state.phase, state.c, state.a, state.mode) == (t.TALKING, "caller", "leg1", "")
+
+
+def test_a_failed_join_gives_the_other_dialog_back_and_tells_the_phone():
+    state, steps = run(JOINED, Failed("leg1", "unavailable"))
+    assert without_publish(steps[1]) == [Drop("leg1"), Restore("leg1"), Link("caller", "callee"),
+                                         Notify("callee", "480 Temporarily Unavailable")]
+    assert (state.phase, state.mode, state.a) == (t.TALKING, "", "callee")
+
+
+def test_b_hanging_up_the_dialog_being_taken_over_ends_it_as_usual():
+    state, steps = run(JOINED, Hangup("leg1"))
+    assert steps[1][0] == Relay("leg1") and Restore("leg1") in steps[1]
+    assert (state.phase, state.a) == (t.TALKING, "callee")
+
+
+def test_the_client_hanging_up_during_a_join_gives_the_other_dialog_back():
+    state, steps = run(JOINED, Hangup("caller"))
+    assert Restore("leg1") in steps[1] and EndCall() in steps[1]
+
+
+def test_the_phone_hanging_up_during_a_join_still_joins():
+    state, steps = run(JOINED, Hangup("callee"), Answered("leg1"))
+    assert Release("leg1") in steps[2]
+    assert (state.phase, state.c, state.a, state.mode) == (t.TALKING, "caller", "leg1", "")
+
+
 # ---- every phase x every event: the machine never breaks ------------------------
 
 LEGS = ("caller", "callee", "leg1", "leg2", "nobody")
 EVENTS = ([Transfer(leg, "100", "201") for leg in LEGS]
           + [Transfer(leg, "100", "201", refer=True) for leg in LEGS]
+          + [Transfer(leg, "100", "201", refer=True, join="y@h callee") for leg in LEGS]
           + [Transfer(leg, "999", "201", refused="no_such_extension") for leg in LEGS]
           + [Return(leg) for leg in LEGS] + [Progress(leg) for leg in LEGS]
           + [Answered(leg) for leg in LEGS] + [Failed(leg, "busy") for leg in LEGS]
@@ -283,9 +331,10 @@ STATES = {
     t.ENDING: run(STARTED, Hangup("callee"), Failed("leg1", "busy"), rules=Rules(recall=False))[0],
     t.ENDED: run(Hangup("caller"))[0],
 }
-MORE_STATES = [run(REFERRED)[0], run(REFERRED, Answered("leg1"))[0]]     # refer ringing, detached
+MORE_STATES = [run(REFERRED)[0], run(REFERRED, Answered("leg1"))[0],     # refer ringing, detached
+               run(JOINED)[0], run(JOINED, Hangup("callee"))[0]]        # join ringing, join blind
 EFFECTS = (Hold, Ringback, Link, Tone, Call, Cancel, Bye, Accept, Relay, Drop, EndCall, Schedule,
-           Publish, Notify)
+           Publish, Notify, Release, Restore, Resume)
 
 
 def test_the_fixtures_cover_every_phase():
