@@ -168,15 +168,18 @@ def cmd_trunk(cfg, args):
             print(f"{hostport}\t{owner}{chr(9) + 'outbound' if outbound else ''}")
 
 
+EMPTY = "''"         # how an empty setting is shown, and typed to clear it
+
+
 def cmd_set(cfg, args):
     text = Store(cfg.redis()).setting_set(args.domain, args.key, args.value)
-    print(f"{args.domain}: {args.key} = {text}")
+    print(f"{args.domain}: {args.key} = {text or EMPTY}")
 
 
 def cmd_show(cfg, args):
     values, outbound = Store(cfg.redis()).tenant_show(args.domain)
     for name, value in values.items():
-        print(f"{name} = {settings.render(value)}")
+        print(f"{name} = {settings.render(value) or EMPTY}")
     print(f"outbound_trunk = {outbound or '-'}")
 
 

@@ -72,6 +72,8 @@ def normalise(name, text):
             return value
         raise ValueError(f"{name} takes one of {', '.join(setting.choices)}, not {text!r}")
     if setting.kind == "prefixes":
+        if value in ("''", '""'):           # none, typed as `vpbx show` prints it
+            return ""
         prefixes = [p.strip() for p in value.split(",") if p.strip()]
         if all(re.fullmatch(r"\+?[0-9]{1,20}", p) for p in prefixes):
             return ",".join(prefixes)

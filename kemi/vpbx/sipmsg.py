@@ -55,6 +55,14 @@ def sender_side():
     return "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
 
 
+DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
+
+
+def is_dtmf_info():
+    """An INFO carrying a key press (application/dtmf-relay or application/dtmf)."""
+    return KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES
+
+
 def has_sdp():
     return KSR.textops.has_body_type("application/sdp") > 0
 

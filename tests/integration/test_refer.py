@@ -88,9 +88,22 @@ def test_an_invite_replacing_a_call_of_another_tenant_is_refused(pbx):
     b.passed()
 
 
+def test_a_trunk_that_rejects_refer_makes_a_relayed_refer_fail(pbx):
+    """Why `terminate` is the trunks' default: the client's trunk answers REFER 405 (as
+    parties/callee.xml does), and a relayed REFER (`pass`) reaches the phone as that 405."""
+    pbx.store.ext_add(TENANT, "100")
+    pbx.store.trunk_add(TENANT, f"127.0.0.1:{pbx.outbound_port}", outbound=True, refer="pass")
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)
+    a = referrer(pbx, "Refer-To: <sip:100@t1.test>", 405, "004930123456")
+    a.passed()
+    c.passed()
+    assert len(c.received("REFER ")) == 1
+
+
 def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx):
-    """The trunk's party (the client, C) never sees the REFER: the proxy answers it, calls B,
-    joins C and B when B answers, and reports to the phone with NOTIFYs."""
+    """The trunk's party (the client, C; it answers REFER 405) never sees the REFER: the
+    proxy answers it, calls B, joins C and B when B answers, and reports to the phone with
+    NOTIFYs."""
     pbx.store.ext_add(TENANT, "100")
     c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)   # behind the trunk
     b = target(pbx, "100", ring_ms=300, hold_ms=3000)
@@ -180,13 +193,16 @@ def consultation(pbx, b_ext="100", hold_ms=3000, a_ext="201", reinvited="200 OK"
     return b, a2, replaces_of(pbx, pbx.store.call_keys()[0])
 
 
-def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx):
+@pytest.mark.parametrize("ender", ["B", "C"])
+def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx, ender):
     """A talks to the client C (behind a trunk that takes no REFER) and to B, then sends
     REFER with Replaces naming its call with B: the proxy answers it, moves B onto C's media
-    with a re-INVITE in B's own dialog, hangs up A's end of that dialog and reports to A."""
+    with a re-INVITE in B's own dialog, hangs up A's end of that dialog and reports to A.
+    Then B or C hangs up, and the proxy hangs up the other."""
     pbx.store.ext_add(TENANT, "100")
-    b, a2, replaces = consultation(pbx)
-    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)   # behind the trunk
+    b, a2, replaces = consultation(pbx, hold_ms=3000 if ender == "B" else 10000)
+    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC,     # behind the trunk
+               **({"hangup": "callee", "hold_ms": 4000} if ender == "C" else {}))
     a = joining_referrer(pbx, replaces)
     a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, its BYE
     a2.passed()                                # the BYE (as from B) in A's call with B
@@ -194,7 +210,7 @@ def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx):
     b_port = int((pbx.workdir / "consulted.rport2").read_text())
     parties = {"B": (b, b_port), "C": (c, read_port(pbx.workdir, c.name))}
     assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
-    b.passed()                                 # B hangs up: the proxy ends C's call
+    b.passed()                                 # one hangs up, the proxy hangs up the other
     c.passed()
     assert c.received("REFER ") == [] and c.received("INVITE ")[1:] == []   # C: untouched
     notifies = a.received("NOTIFY ")
@@ -203,6 +219,8 @@ def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx):
     assert header(reinvite, "Call-ID") == replaces.split(";")[0]      # in B's own dialog
     assert header(reinvite, "From").endswith(replaces.split("from-tag=")[1])
     assert a2.received("BYE ")
+    if ender == "C":                           # the proxy's BYE to B, in B's dialog, as A
+        assert header(b.received("BYE ")[0], "Call-ID") == replaces.split(";")[0]
 
 
 def joining_referrer(pbx, replaces, expect=202, on_accept="terminated", hold=False, user="100"):

@@ -43,7 +43,7 @@ def test_int_setting():
     assert settings.effective({"transfer_digit_timeout": "5"})["transfer_digit_timeout"] == 5
 
 
-@pytest.mark.parametrize("text,stored", [("0049, 0030", "0049,0030"), ("", ""), (" 0 ", "0")])
+@pytest.mark.parametrize("text,stored", [("0049, 0030", "0049,0030"), ("", ""), ("''", ""), (" 0 ", "0")])
 def test_external_prefixes(text, stored):
     assert settings.normalise("transfer_external", text) == stored
 
