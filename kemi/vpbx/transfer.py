@@ -36,6 +36,7 @@ class Rules:
     recall_retries: int = 2         # tries after the first call-back
     recall_delay: float = 10.0      # between call-back tries
     tone: float = 1.5               # the failure tone's length (then A is back, or C hung up)
+    detach: float = 3.0             # after a REFER transfer: the phone's own BYE is waited for
 
 
 @dataclass(frozen=True)
@@ -278,11 +279,14 @@ def talking_transfer(s, e, rules):
                  Publish("started", {"transferor": e.leg, "client": other, "target": e.ext})]
 
 
-def talking_relink(s, e, rules):
-    """The failure tone has been played to A: A and C talk again."""
-    if e.kind != "relink" or e.leg != s.a:
-        return s, []
-    return s, [Link(s.c, s.a)]
+def talking_timeout(s, e, rules):
+    """The failure tone has been played to A: A and C talk again. Or the phone that asked
+    with REFER has not hung up after being told: the proxy ends its leg."""
+    if e.kind == "relink" and e.leg == s.a:
+        return s, [Link(s.c, s.a)]
+    if e.kind == "hangup" and e.leg and e.leg == s.detached:
+        return replace(s, detached=""), [Bye(e.leg)]
+    return s, []
 
 
 def talking_hangup(s, e, rules):
@@ -309,6 +313,7 @@ def ringing_answered(s, e, rules):
         new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="", mode="",
                       detached=s.a)
         return new, [Drop(s.a), Link(s.c, s.b), *_joined(s), Notify(s.a, "200 OK"),
+                     Schedule("hangup", s.a, rules.detach),
                      Publish("completed", {"target": s.b_ext,
                                            "mode": "attended-refer" if s.mode == JOIN else "refer"})]
     return replace(s, phase=CONSULT), [Link(s.a, s.b), Publish("answered", {"target": s.b_ext})]
@@ -471,7 +476,7 @@ def ending_timeout(s, e, rules):
 _HANDLERS = {
     (TALKING, Transfer): talking_transfer,
     (TALKING, Hangup): talking_hangup,
-    (TALKING, Timeout): talking_relink,
+    (TALKING, Timeout): talking_timeout,
     (RINGING, Progress): ringing_progress,
     (RINGING, Answered): ringing_answered,
     (RINGING, Failed): ringing_failed,

@@ -12,12 +12,14 @@ from transfer_calls import header, target, who_hears, written_party
 
 
 def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", name="referrer",
-             media=None, hold=False):
+             media=None, hold=False, stay_ms=100):
     """Extension 201 calls to_user, then sends a REFER (parties/referrer.xml); with `hold`,
-    it puts the call on hold first."""
+    it puts the call on hold first. After a REFER the proxy carried out, it hangs up stay_ms
+    after the final NOTIFY (unless hung up first)."""
     path = pbx.workdir / f"{name}.xml"
     xml = ((PARTIES / "referrer.xml").read_text()
            .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
+           .replace("STAY_MS", str(stay_ms))
            .replace("ON_ACCEPT", f'next="{on_accept}"' if expect == 202 else ""))
     if hold:
         xml = xml.replace('  <pause milliseconds="300" />\n', HOLD, 1).replace(
@@ -100,16 +102,19 @@ def test_a_trunk_that_rejects_refer_makes_a_relayed_refer_fail(pbx):
     assert len(c.received("REFER ")) == 1
 
 
-def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx):
+@pytest.mark.parametrize("stay_ms", [100, 8000])
+def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx, stay_ms):
     """The trunk's party (the client, C; it answers REFER 405) never sees the REFER: the
     proxy answers it, calls B, joins C and B when B answers, and reports to the phone with
-    NOTIFYs."""
+    NOTIFYs. The phone hangs up then, or, if it stays, is hung up by the proxy."""
     pbx.store.ext_add(TENANT, "100")
     c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)   # behind the trunk
-    b = target(pbx, "100", ring_ms=300, hold_ms=3000)
+    stays = stay_ms > 1000
+    b = target(pbx, "100", ring_ms=300, hold_ms=8000 if stays else 3000)
     a = referrer(pbx, "Refer-To: <sip:100@t1.test>", 202, "004930123456",
-                 on_accept="terminated")
-    a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, its BYE
+                 on_accept="terminated", stay_ms=stay_ms)
+    a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, a BYE
+    assert bool(a.received("BYE ")) == stays and bool(a.sent("BYE ")) != stays
     c_port = read_port(pbx.workdir, c.name)
     bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
     assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}

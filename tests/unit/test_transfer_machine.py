@@ -240,9 +240,17 @@ def test_a_refer_starts_a_transfer_without_ringback_and_tells_the_phone():
 def test_a_refer_transfer_connects_c_and_b_when_b_answers():
     state, steps = run(REFERRED, Answered("leg1"), Hangup("callee"))
     assert without_publish(steps[1]) == [Drop("callee"), Link("caller", "leg1"),
-                                         Notify("callee", "200 OK")]
+                                         Notify("callee", "200 OK"),
+                                         Schedule("hangup", "callee", RULES.detach)]
     assert steps[2] == [Accept("callee"), Drop("callee")]        # the phone's BYE
     assert (state.phase, state.c, state.a, state.detached) == (t.TALKING, "caller", "leg1", "")
+    assert run(Timeout("hangup", "callee"), state=state) == (state, [[]])   # then: nothing
+
+
+def test_a_phone_that_does_not_hang_up_after_its_refer_transfer_is_hung_up():
+    state, steps = run(REFERRED, Answered("leg1"), Timeout("hangup", "callee"))
+    assert steps[2] == [Bye("callee")]
+    assert (state.phase, state.a, state.detached) == (t.TALKING, "leg1", "")
 
 
 def test_a_refer_transfer_that_fails_tells_the_phone_and_it_is_back_with_c():
@@ -280,7 +288,8 @@ def test_an_attended_refer_takes_over_the_dialog_with_b_instead_of_calling_it():
 def test_an_attended_refer_joins_c_and_b_and_hangs_up_the_phones_end_of_the_other_dialog():
     state, steps = run(JOINED, Answered("leg1"), Hangup("callee"))
     assert without_publish(steps[1]) == [Drop("callee"), Link("caller", "leg1"), Resume("caller"),
-                                         Release("leg1"), Notify("callee", "200 OK")]
+                                         Release("leg1"), Notify("callee", "200 OK"),
+                                         Schedule("hangup", "callee", RULES.detach)]
     assert steps[2] == [Accept("callee"), Drop("callee")]
     assert (state.phase, state.c, state.a, state.mode) == (t.TALKING, "caller", "leg1", "")
 
