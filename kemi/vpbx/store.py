@@ -271,10 +271,17 @@ class Store:
             ("DEL", *(key for c, ls in calls for key in (call_key(c), *(dtmf_key(c, leg) for leg in ls)))),
             ("ZREM", DUE, *(f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS)))
 
-    def joined_to(self, callid):
-        """x_join of a dialog an attended REFER took over: "<call-id> <leg> <B's side>" (the
-        call it is now a leg of), "" otherwise."""
-        return self.fast.pipeline(("HGET", call_key(callid), "x_join"))[0] or ""
+    def reply_leg(self, callid, to_tag):
+        """Whose reply to an in-dialog INVITE the proxy sent (not to a leg it called) ->
+        (call-id, leg): B's in a dialog an attended REFER took over ("<call-id> <leg> <B's
+        side>" in x_join: the call it is now a leg of), or an original side's (the client
+        taken off hold), found by its tag; None when the dialog is gone."""
+        join, caller_tag, callee_tag = self.fast.pipeline(
+            ("HMGET", call_key(callid), "x_join", "caller_tag", "callee_tag"))[0]
+        if join:
+            return tuple(join.split()[:2])
+        side = {caller_tag: "caller", callee_tag: "callee"}.get(to_tag) if to_tag else None
+        return (callid, side) if side else None
 
     def call_unjoin(self, callid):
         """The take-over of the dialog failed: it is relayed as its own call again."""

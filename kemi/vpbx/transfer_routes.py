@@ -211,14 +211,11 @@ class TransferRoutes:
         return 1
 
     def leg_of_reply(self):
-        """(call-id of the call, leg) of a reply to an INVITE the proxy sent to a leg (one it
-        called, or one it took over with an attended REFER); None when gone."""
+        """(call-id of the call, leg) of a reply to an INVITE the proxy sent: to a leg it
+        called, to one it took over with an attended REFER, or to an original side (the
+        client taken off hold); None when gone."""
         callid = pv("$ci")
-        leg = uac.parse_leg_callid(callid)
-        if leg:
-            return leg
-        join = self.store.joined_to(callid)
-        return tuple(join.split()[:2]) if join else None
+        return uac.parse_leg_callid(callid) or self.store.reply_leg(callid, pv("$tt"))
 
     def ksr_onreply_leg(self, msg):
         """A provisional or 2xx reply of a leg the proxy called (tm ACKs a 2xx itself)."""
@@ -230,6 +227,10 @@ class TransferRoutes:
             status = int(pv("$rs"))
             if 180 <= status < 200:
                 self.engine.handle(callid, transfer.Progress(leg))
+            elif 200 <= status < 300 and leg in SIDES:
+                # The client off hold: its answer may name another address; relink with it.
+                if has_sdp():
+                    self.engine.renegotiate(callid, leg, pv("$rb"))
             elif 200 <= status < 300:
                 tag, contact, body = pvs("$tt", "$ct", "$rb")
                 self.store.call_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body,
@@ -246,6 +247,9 @@ class TransferRoutes:
                 return 1
             callid, leg = leg
             status = int(pv("$T_reply_code"))
+            if leg in SIDES:            # the client refused to come off hold: nothing to undo
+                KSR.warn(f"vpbx: {callid} {leg}: re-INVITE off hold answered {status}\n")
+                return 1
             self.engine.handle(callid, transfer.Failed(leg, failure_reason(status)))
         except Exception:
             KSR.err(f"vpbx: leg failure {pv('$ci')}: {traceback.format_exc()}")

@@ -370,6 +370,9 @@ def test_a_client_the_phone_put_on_hold_is_taken_off_hold_after_the_join(pbx):
     parties = {"B": (b, int((pbx.workdir / "consulted.rport2").read_text())),
                "C": (c, read_port(pbx.workdir, c.name))}
     assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    records = [pbx.redis.hgetall(key) for key in pbx.store.call_keys()]
+    client = next(r for r in records if "004930123456" in r.get("callee_uri", ""))
+    assert "o=- 2 4 " in client["callee_sdp"]              # C's answer off hold: relinked with
     b.passed()
     c.passed()
     assert "a=sendrecv" in b.received("INVITE ")[1]        # B is offered the resumed client
