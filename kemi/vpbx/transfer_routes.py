@@ -116,7 +116,9 @@ class TransferRoutes:
                 call, side, "481 Call/Transaction Does Not Exist", True))
             return None
         a_side = uac.peer(b_side)
-        if other["tenant"] != call["tenant"]:
+        if replaces.callid == callid:
+            KSR.tm.t_reply(400, "Bad Request - Replaces names the REFER's own call")
+        elif other["tenant"] != call["tenant"]:
             KSR.tm.t_reply(403, "Forbidden - Replaces names a call of another tenant")
         elif other.get(f"{a_side}_ext") != call.get(f"{side}_ext"):
             KSR.tm.t_reply(403, "Forbidden - Replaces names a call of another party")
