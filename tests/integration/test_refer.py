@@ -155,6 +155,26 @@ def test_a_trunk_set_to_pass_gets_the_refer_relayed(pbx):
     assert header(c.received("REFER ")[0], "Refer-To") == "<sip:100@t1.test>"
 
 
+def test_a_blind_refer_is_relayed_end_to_end(pbx):
+    """Blind phone transfer through the proxy: A's REFER reaches the transferee with the
+    normalised Refer-To; the transferee's call to that URI, with Referred-By, reaches the
+    target, and the two talk."""
+    pbx.store.ext_add(TENANT, "100")
+    a, c = referring_call(pbx, f"Refer-To: <sip:100@{pbx.address}>", 202)
+    user, domain = header(c.received("REFER ")[0], "Refer-To").strip("<>").split(":", 1)[1].split("@")
+    b = target(pbx, user, ring_ms=100, hold_ms=3000)
+    c2 = written_party(pbx, (PARTIES / "caller.xml").read_text().replace(
+        "Max-Forwards: 70\n", f"Max-Forwards: 70\nReferred-By: <sip:201@{TENANT}>\n", 1),
+        "transferee", {"from_user": "202", "from_domain": TENANT, "to_user": user,
+                       "to_domain": domain, "hangup": "callee"}, ssrc=0xC)
+    parties = {"B": (b, read_port(pbx.workdir, b.name)),
+               "C": (c2, read_port(pbx.workdir, c2.name))}
+    assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c2.passed()
+    assert header(b.received("INVITE ")[0], "Referred-By") == f"<sip:201@{TENANT}>"
+
+
 def test_the_transferees_invite_with_replaces_reaches_the_target(pbx):
     """Attended phone transfer, last step: the transferee calls the target with Replaces
     naming the target's call with the transferor; the proxy routes it to the target."""
@@ -162,10 +182,7 @@ def test_the_transferees_invite_with_replaces_reaches_the_target(pbx):
     consulted = target(pbx, "100", ring_ms=100, hold_ms=6000, name="consulted")
     a = caller(pbx, "201", "100", hold_ms=4000)                   # A's call with B
     wait_for(lambda: pbx.store.call_keys(), timeout=5, what="A's call with B")
-    key = pbx.store.call_keys()[0]
-    record = pbx.redis.hgetall(key)
-    replaces = "{};to-tag={};from-tag={}".format(key.split("{", 1)[1].rstrip("}"),
-                                                  record["callee_tag"], record["caller_tag"])
+    replaces = replaces_of(pbx, pbx.store.call_keys()[0])
     b = target(pbx, "100", ring_ms=100, hold_ms=1000, name="replacing", ssrc=0xD)  # B's phone
     c = written_party(pbx, (PARTIES / "caller.xml").read_text().replace(
         "Max-Forwards: 70\n", f"Max-Forwards: 70\nReplaces: {replaces}\n"
