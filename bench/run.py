@@ -326,7 +326,8 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="vpbx-bench-"))
     cfg = stack.Config.from_env({
         "VPBX_VAR": str(work / "vpbx"), "VPBX_SIP_PORT": str(free_port()),
-        "VPBX_REDIS_PORT": str(free_port()), "VPBX_RTPE_PORT": str(free_port()),
+        "VPBX_DTMF_PORT": str(free_port()), "VPBX_REDIS_PORT": str(free_port()),
+        "VPBX_RTPE_PORT": str(free_port()),
         "VPBX_RTP_PORTS": RTP_PORTS, "VPBX_CHILDREN": str(CHILDREN)})
     procs = Processes()
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, through the cleanup below.

@@ -45,6 +45,7 @@ def running_stack(tmp_path_factory):
     env = {
         "VPBX_VAR": str(tmp_path_factory.mktemp("var")),
         "VPBX_SIP_PORT": str(free_port()),
+        "VPBX_DTMF_PORT": str(free_port()),     # rtpengine's DTMF reports
         "VPBX_REDIS_PORT": str(free_port()),
         "VPBX_RTPE_PORT": str(free_port()),
         "VPBX_RTP_PORTS": "31000-31999",

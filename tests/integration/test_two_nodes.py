@@ -15,6 +15,7 @@ def node2(running_stack, tmp_path_factory):
     cfg = stack.Config.from_env({
         "VPBX_VAR": str(tmp_path_factory.mktemp("node2")),
         "VPBX_SIP_PORT": str(free_port()),
+        "VPBX_DTMF_PORT": str(free_port()),
         "VPBX_REDIS_URL": node1.redis_url,
         "VPBX_RTPE_ADDR": node1.rtpe,
         "VPBX_CHILDREN": "2",
