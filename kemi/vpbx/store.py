@@ -426,9 +426,8 @@ return 1
 
 _END_PLAIN_CALL = Script(4, """
 -- KEYS: call record, due zset, the two sides' typing state;  ARGV: call-id
-if redis.call('hexists', KEYS[1], 'x_v') == 1 or redis.call('hexists', KEYS[1], 'x_join') == 1 then
-  return redis.call('hgetall', KEYS[1])
-end
+local kept = redis.call('hmget', KEYS[1], 'x_v', 'x_join')
+if kept[1] or kept[2] then return redis.call('hgetall', KEYS[1]) end
 redis.call('del', KEYS[1], KEYS[3], KEYS[4])
 for _, side in ipairs({'caller', 'callee'}) do
   redis.call('zrem', KEYS[2], ARGV[1] .. ' ' .. side .. ' code', ARGV[1] .. ' ' .. side .. ' rearm')
