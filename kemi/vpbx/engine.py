@@ -14,7 +14,7 @@ from . import codes, routing, sdp as sdp_text, transfer as t
 from .media import Media
 from .registration import parse_contact
 from .sounds import Sounds
-from .store import SIDES
+from .store import SIDES, peer
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
@@ -40,7 +40,7 @@ def taken_over_fields(leg, other, b_side):
     """The fields of leg `leg` when it is B's end of another dialog (`other`: its record,
     with "callid"): the proxy speaks in it as the other end, the phone that asked, which it
     will hang up (`<leg>_release`)."""
-    a_side = "callee" if b_side == "caller" else "caller"
+    a_side = peer(b_side)
     contact = parse_contact(other[f"{b_side}_contact"]).uri
     return {f"{leg}_callid": other["callid"], f"{leg}_tag": other[f"{b_side}_tag"],
             f"{leg}_contact": contact, f"{leg}_target": contact,
@@ -181,7 +181,7 @@ class Engine:
         """The Contact of the proxy's 2xx to a leg's request: the peer the leg has always
         seen (its original dialog's other end), or the proxy for the legs it called."""
         if leg in SIDES:
-            contact = call.get(f"{self.sip.peer(leg)}_contact", "")
+            contact = call.get(f"{peer(leg)}_contact", "")
             return contact if contact.startswith("<") else f"<{contact}>"
         return self.sip.proxy_contact(call.get(f"{leg}_socket", ""))
 
@@ -322,7 +322,7 @@ class Engine:
         session the client knows."""
         if not call.get(f"{leg}_held") or not sdp or leg not in SIDES:
             return
-        offer = sdp_text.reoffer(sdp, call.get(f"{self.sip.peer(leg)}_sdp", ""))
+        offer = sdp_text.reoffer(sdp, call.get(f"{peer(leg)}_sdp", ""))
         fields = {**self.sip.reinvite(call, leg, offer, self.contact_for(call, leg)),
                   f"{leg}_held": ""}
         self.store.call_update(call["callid"], fields)

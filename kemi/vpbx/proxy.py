@@ -16,7 +16,7 @@ from .media import Media
 from .ngclient import NgClient
 from .sipmsg import (address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
                      pvs, reply, sender_side, source)
-from .store import SIDES, Store
+from .store import SIDES, Store, peer
 from .transfer_routes import TransferRoutes, joined_by_proxy
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
@@ -401,7 +401,7 @@ class Proxy(TransferRoutes):
             status = int(KSR.pv.get("$rs"))
             if 200 <= status < 300 and has_sdp():
                 KSR.rtpengine.rtpengine_manage(RTPE_FLAGS)
-                self.store.call_update(pv("$ci"), {f"{uac.peer(pv(SIDE_AVP))}_sdp": pv("$rb")})
+                self.store.call_update(pv("$ci"), {f"{peer(pv(SIDE_AVP))}_sdp": pv("$rb")})
         except Exception:
             KSR.err(f"vpbx: reply {pv('$ci')}: {traceback.format_exc()}")
         return 1

@@ -46,6 +46,11 @@ def dtmf_key(callid, side):
 SIDES = ("caller", "callee")
 
 
+def peer(side):
+    """The other end of the original dialog."""
+    return "callee" if side == "caller" else "caller"
+
+
 def leg_of_tag(tag):
     """The leg an rtpengine party tag belongs to when the proxy made it ("leg2.9f3a…"), else
     None (the original sides' tags are their SIP tags)."""

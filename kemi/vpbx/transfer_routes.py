@@ -11,7 +11,7 @@ import KSR
 from . import refer, registration, transfer
 from . import engine as engine_mod, uac
 from .sipmsg import has_sdp, is_dtmf_info, pv, pvs, sender_side
-from .store import SIDES
+from .store import SIDES, peer
 
 
 def trunk_address(call, side):
@@ -78,8 +78,8 @@ class TransferRoutes:
         default): answered 202 here and carried out by the transfer engine (a blind
         transfer; NOTIFYs report to the phone). -> False when the REFER is to be relayed."""
         side = sender_side()
-        peer = uac.peer(side)
-        if call.get(f"{peer}_role") != "trunk":
+        other = peer(side)
+        if call.get(f"{other}_role") != "trunk":
             return False
         hostport = trunk_address(call, peer)
         if self.store.trunk_refer(hostport) != "terminate":
@@ -107,7 +107,7 @@ class TransferRoutes:
         names; None when answered here with an error."""
         other = self.store.call_load(replaces.callid)
         b_side = next((s for s in SIDES if other.get(f"{s}_tag") == replaces.to_tag
-                       and other.get(f"{uac.peer(s)}_tag") == replaces.from_tag), None)
+                       and other.get(f"{peer(s)}_tag") == replaces.from_tag), None)
         if b_side is None:
             # What the phone would hear had the transferee sent the INVITE with Replaces.
             KSR.tm.t_reply(202, "Accepted")
@@ -115,7 +115,7 @@ class TransferRoutes:
             self.store.call_update(callid, uac.notify(
                 call, side, "481 Call/Transaction Does Not Exist", True))
             return None
-        a_side = uac.peer(b_side)
+        a_side = peer(b_side)
         if replaces.callid == callid:
             KSR.tm.t_reply(400, "Bad Request - Replaces names the REFER's own call")
         elif other["tenant"] != call["tenant"]:
@@ -151,19 +151,18 @@ class TransferRoutes:
     def route_taken_over(self, callid, join):
         """A request in a dialog an attended REFER has taken over (x_join): B's end is a leg
         of the client's call now; the phone's end is leaving (answered here, not relayed)."""
-        call, leg, b_side = join.split()
-        if sender_side() == b_side:
-            if KSR.is_BYE() and self.bye_to_engine(call, transfer.Hangup(leg)):
-                # B left before the join: the dialog went back to the phone, and ends.
-                self.store.call_end(callid)
-                KSR.rtpengine.rtpengine_delete("")
-            elif not KSR.is_BYE():
-                self.route_leg_request(call, leg)
-            return
-        if KSR.is_BYE():
-            KSR.sl.sl_send_reply(200, "OK")
-        elif KSR.tm.t_newtran() > 0:
-            KSR.tm.t_reply(*((491, "Request Pending") if KSR.is_INVITE() else (200, "OK")))
+        joined, leg, b_side = join.split()
+        if sender_side() != b_side:                 # the phone's end
+            if KSR.is_BYE():
+                KSR.sl.sl_send_reply(200, "OK")
+            elif KSR.tm.t_newtran() > 0:
+                KSR.tm.t_reply(*((491, "Request Pending") if KSR.is_INVITE() else (200, "OK")))
+        elif not KSR.is_BYE():
+            self.route_leg_request(joined, leg)
+        elif self.bye_to_engine(joined, transfer.Hangup(leg)):
+            # B left before the join: the dialog went back to the phone, and ends.
+            self.store.call_end(callid)
+            KSR.rtpengine.rtpengine_delete("")
 
     def route_leg_request(self, callid, leg):
         """An in-dialog request of a leg the proxy originated (no Route: sent to our Contact)."""
@@ -215,17 +214,16 @@ class TransferRoutes:
     def leg_of_reply(self):
         """(call-id of the call, leg) of a reply to an INVITE the proxy sent: to a leg it
         called, to one it took over with an attended REFER, or to an original side (the
-        client taken off hold); None when gone."""
+        client taken off hold); (None, None) when gone."""
         callid = pv("$ci")
-        return uac.parse_leg_callid(callid) or self.store.reply_leg(callid, pv("$tt"))
+        return uac.parse_leg_callid(callid) or self.store.reply_leg(callid, pv("$tt")) or (None, None)
 
     def ksr_onreply_leg(self, msg):
         """A provisional or 2xx reply of a leg the proxy called (tm ACKs a 2xx itself)."""
         try:
-            leg = self.leg_of_reply()
+            callid, leg = self.leg_of_reply()
             if leg is None:
                 return 1
-            callid, leg = leg
             status = int(pv("$rs"))
             if 180 <= status < 200:
                 self.engine.handle(callid, transfer.Progress(leg))
@@ -244,10 +242,9 @@ class TransferRoutes:
 
     def ksr_failure_leg(self, msg):
         try:
-            leg = self.leg_of_reply()
+            callid, leg = self.leg_of_reply()
             if leg is None:
                 return 1
-            callid, leg = leg
             status = int(pv("$T_reply_code"))
             if leg in SIDES:            # the client refused to come off hold: nothing to undo
                 KSR.warn(f"vpbx: {callid} {leg}: re-INVITE off hold answered {status}\n")

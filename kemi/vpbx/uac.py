@@ -12,6 +12,7 @@ import socket
 import KSR
 
 from .registration import parse_contact
+from .store import peer
 
 LEG_PREFIX = "vpbx-"
 # INVITEs being sent by this process, Call-ID -> From display name: tm's local-request event
@@ -47,11 +48,6 @@ def _send(method, ruri, dst, sock, headers, body=""):
     rc = KSR.tm.t_uac_send(method, ruri, nexthop(dst), sock, headers, body)
     if rc < 0:
         raise RuntimeError(f"t_uac_send {method} {ruri} via {dst} failed ({rc})")
-
-
-def peer(side):
-    """The other end of the original dialog."""
-    return "callee" if side == "caller" else "caller"
 
 
 def proxy_contact(socket_text):

@@ -8,7 +8,7 @@ import pytest
 from calls import callee, caller, probe, register
 from conftest import TENANT
 from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
-from transfer_calls import header, target, who_hears, written_party
+from transfer_calls import header, reinvited_xml, target, who_hears, written_party
 
 
 def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", name="referrer",
@@ -335,23 +335,7 @@ Content-Length: 0
 """
 # The held client expects the proxy's re-INVITE that takes it off hold: sendrecv, in the
 # session the phone began (o=- 1 2 with its hold offer: now version 3), then waits for a BYE.
-RESUMED = """  <recv request="INVITE">
-    <action>
-      <ereg regexp="a=sendrecv" search_in="body" check_it="true" assign_to="s1" />
-      <ereg regexp="o=- 1 3 IN" search_in="body" check_it="true" assign_to="s2" />
-      <ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="m,rport" />
-      <exec command="echo [$rport] > [$outdir]/[$party].rport" />
-    </action>
-  </recv>
-  <send>
-    <![CDATA[
-SIP/2.0 200 OK
-[last_Via:]
-[last_From:]
-[last_To:]
-[last_Call-ID:]
-[last_CSeq:]
-Contact: <sip:[$user]@[local_ip]:[local_port]>
+RESUMED = reinvited_xml(port_file="rport", expect=("a=sendrecv", "o=- 1 3 IN"), answer="""\
 Content-Type: application/sdp
 Content-Length: [len]
 
@@ -363,12 +347,7 @@ t=0 0
 m=audio [$rtp_port] RTP/AVP 0
 a=rtpmap:0 PCMU/8000
 a=sendrecv
-
-    ]]>
-  </send>
-  <recv request="ACK" />
-  <Reference variables="s1,s2,m" />
-"""
+""")
 
 
 def test_a_client_the_phone_put_on_hold_is_taken_off_hold_after_the_join(pbx):

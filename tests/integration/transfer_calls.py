@@ -62,12 +62,19 @@ Content-Length: 0
 """
 
 
-# B gets a re-INVITE (an attended REFER moves it onto the client's media): the port offered goes
-# to outdir/NAME.rport2; B answers with its own media port, or refuses with STATUS.
-REINVITED = """  <recv request="INVITE">
+def reinvited_xml(status="200 OK", port_file="rport2", expect=(), answer=ANSWER):
+    """SIPp XML: the party waits for a re-INVITE whose body has each `expect` text, writes
+    the media port offered to outdir/NAME.<port_file>, answers `status` (a 2xx with the SDP
+    `answer`) and takes the ACK. (B moved onto the client's media by an attended REFER; the
+    client taken off hold.)"""
+    checks = "".join(f'      <ereg regexp="{text}" search_in="body" check_it="true" '
+                     f'assign_to="e{n}" />\n' for n, text in enumerate(expect))
+    body = answer if status.startswith("2") else "Content-Length: 0\n"
+    used = ",".join(["m2", *(f"e{n}" for n in range(len(expect)))])
+    return f"""  <recv request="INVITE">
     <action>
-      <ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="m2,rport2" />
-      <exec command="echo [$rport2] > [$outdir]/[$party].rport2" />
+{checks}      <ereg regexp="m=audio ([0-9]+)" search_in="body" check_it="true" assign_to="m2,port" />
+      <exec command="echo [$port] > [$outdir]/[$party].{port_file}" />
     </action>
   </recv>
   <send>
@@ -83,7 +90,7 @@ Contact: <sip:[$user]@[local_ip]:[local_port]>
     ]]>
   </send>
   <recv request="ACK" />
-  <Reference variables="m2" />
+  <Reference variables="{used}" />
 """
 
 
@@ -100,8 +107,7 @@ def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB, busy
     template = PARTIES / ("target_busy.xml" if busy else "target.xml")
     reinvite = REINVITE.format(wait=reinvite_after_ms) if reinvite_after_ms is not None else ""
     if reinvited:
-        reinvite = REINVITED.format(status=reinvited, body=ANSWER if reinvited.startswith("2")
-                                    else "Content-Length: 0\n")
+        reinvite = reinvited_xml(reinvited)
     path.write_text(template.read_text().replace("RING_MS", str(ring_ms))
                     .replace("HOLD_MS", str(hold_ms)).replace("<!-- REINVITE -->\n", reinvite))
     party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name, port=port,
