@@ -1,5 +1,7 @@
 """A real vpbx stack (private Redis, rtpengine, Kamailio) on non-default ports for the whole run,
 re-provisioned before and checked for leaks after every test."""
+import os
+
 import pytest
 
 from vpbx import stack
@@ -48,7 +50,8 @@ def running_stack(tmp_path_factory):
         "VPBX_DTMF_PORT": str(free_port()),     # rtpengine's DTMF reports
         "VPBX_REDIS_PORT": str(free_port()),
         "VPBX_RTPE_PORT": str(free_port()),
-        "VPBX_RTP_PORTS": "31000-31999",
+        # Another range beside a running suite (another work tree): VPBX_TEST_RTP_PORTS.
+        "VPBX_RTP_PORTS": os.environ.get("VPBX_TEST_RTP_PORTS", "31000-31999"),
         "VPBX_CHILDREN": "2",
     }
     cfg = stack.Config.from_env(env)
