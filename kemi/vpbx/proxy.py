@@ -33,6 +33,8 @@ class Proxy(TransferRoutes):
         # scripts/vpbx passes Kamailio the addresses of Redis and rtpengine's ng socket.
         host, _, port = os.environ.get("VPBX_RTPE_NG", "127.0.0.1:2223").rpartition(":")
         self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
+        ip, _, port = os.environ.get("VPBX_DTMF_SOCKET", "127.0.0.1:5070").rpartition(":")
+        self.dtmf_socket = (ip.strip("[]"), int(port))     # rtpengine's reports, never SIP
 
     @property
     def store(self):
@@ -66,6 +68,8 @@ class Proxy(TransferRoutes):
         return 1
 
     def route_request(self):
+        if KSR.pv.get("$Rp") == self.dtmf_socket[1] and pv("$Ri") == self.dtmf_socket[0]:
+            return      # SIP on the control plane's DTMF socket: for no one, not answered
         if self.route_reqinit():
             return
         if KSR.is_CANCEL():

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 @dataclass
 class Config:
     var: Path
-    listen: str
+    listen: str                 # SIP and RTP: the public face
+    control: str                # rtpengine ng, DTMF reports: never the public face
     sip_port: int
     dtmf_port: int              # Kamailio's UDP socket where rtpengine reports RFC 4733 digits
     redis_url: str
@@ -38,14 +39,18 @@ class Config:
     @classmethod
     def from_env(cls, env=os.environ):
         listen = env.get("VPBX_LISTEN", "127.0.0.1")
+        control = env.get("VPBX_CONTROL_LISTEN", "127.0.0.1")
         redis_port = int(env.get("VPBX_REDIS_PORT", "16379"))
         outside = env.get("VPBX_REDIS_URL")
         low, _, high = env.get("VPBX_RTP_PORTS", "30000-30999").partition("-")
         rtpe = env.get("VPBX_RTPE_ADDR")
-        rtpe_host, _, rtpe_port = (rtpe or f"{listen}:{env.get('VPBX_RTPE_PORT', '2223')}").rpartition(":")
+        if (control, env.get("VPBX_DTMF_PORT", "5070")) == (listen, env.get("VPBX_SIP_PORT", "5060")):
+            raise ValueError("VPBX_DTMF_PORT must differ from VPBX_SIP_PORT on one address")
+        rtpe_host, _, rtpe_port = (rtpe or f"{control}:{env.get('VPBX_RTPE_PORT', '2223')}").rpartition(":")
         return cls(
             var=Path(env.get("VPBX_VAR", ROOT / "var")).resolve(),
             listen=listen,
+            control=control,
             sip_port=int(env.get("VPBX_SIP_PORT", "5060")),
             dtmf_port=int(env.get("VPBX_DTMF_PORT", "5070")),
             redis_url=outside or f"redis://127.0.0.1:{redis_port}/0",
@@ -65,6 +70,12 @@ class Config:
 
     def redis(self):
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
+
+    @property
+    def dtmf_socket(self):
+        """Kamailio's UDP socket for rtpengine's DTMF reports, as host:port."""
+        host = f"[{self.control}]" if ":" in self.control else self.control
+        return f"{host}:{self.dtmf_port}"
 
     @property
     def rtpe(self):
@@ -98,20 +109,24 @@ def daemons(cfg):
             "rtpengine", f"--config-file={ROOT / 'rtpengine' / 'rtpengine.conf'}",
             f"--interface={cfg.listen}", f"--listen-ng={cfg.rtpe}",
             f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
-            f"--dtmf-log-dest={cfg.host}:{cfg.dtmf_port}",
+            f"--dtmf-log-dest={cfg.dtmf_socket}",
             f"--pidfile={run / 'rtpengine.daemon.pid'}"], {}, lambda: cfg.ng().ping()))
     items.append(("kamailio", [
         "kamailio", "-f", str(ROOT / "kamailio-cfg" / "kamailio.cfg"), "-DD", "-E",
         "-Y", str(run / "kamailio"), "-m", "128", "-M", "16",
         "-l", f"udp:{cfg.host}:{cfg.sip_port}", "-l", f"tcp:{cfg.host}:{cfg.sip_port}",
-        "-l", f"udp:{cfg.host}:{cfg.dtmf_port}",
+        "-l", f"udp:{cfg.dtmf_socket}",
         "-A", f'VPBX_KEMI="{ROOT / "kemi" / "vpbx_kemi.py"}"',
         "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
         "-A", f'RPC_SOCK="{run / "kamailio_rpc.sock"}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
         "-A", f"CHILDREN={cfg.children}",
+        # Only rtpengine may report digits, and only to the DTMF socket (kamailio.cfg, nosip).
+        "-A", f'DTMF_SOCKET_IP="{cfg.control}"', "-A", f"DTMF_SOCKET_PORT={cfg.dtmf_port}",
+        "-A", f'RTPE_IP="{cfg.rtpe_host}"',
         *(f"--alias={alias}" for alias in cfg.aliases),
     ], {"VPBX_REDIS_URL": cfg.redis_url, "VPBX_RTPE_NG": cfg.rtpe,
+        "VPBX_DTMF_SOCKET": cfg.dtmf_socket,
         "VPBX_RPC_SOCK": str(run / "kamailio_rpc.sock"), "VPBX_SOUNDS": str(cfg.var / "sounds")},
         lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
     return items
