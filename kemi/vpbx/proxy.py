@@ -14,10 +14,16 @@ from . import codes, dtmf, registration, resp, routing, settings, transfer, uac
 from .engine import Engine
 from .media import Media
 from .ngclient import NgClient
-from .sipmsg import (address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
+from .sipmsg import (FORBIDDEN, address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
                      pvs, reply, sender_side, source)
 from .store import SIDES, Store, peer
 from .transfer_routes import TransferRoutes, joined_by_proxy
+
+def forbidden():
+    """Answer a request that claims to be a party's but came from elsewhere (changes nothing)."""
+    KSR.info(f"vpbx: {pv('$rm')} {pv('$ci')} from {source()} refused: not the party's address\n")
+    reply(*FORBIDDEN)
+
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
 RTPE_FLAGS = "replace-origin replace-session-connection"
@@ -127,6 +133,9 @@ class Proxy(TransferRoutes):
             return
         if KSR.is_BYE():
             record = self.store.call_end(callid)
+            if record is not None and not self.sent_by(record, sender_side()):
+                forbidden()
+                return
             if record is not None and record.get("x_join"):
                 self.route_taken_over(callid, record["x_join"])
                 return
@@ -147,7 +156,13 @@ class Proxy(TransferRoutes):
             sdp = has_sdp()
             if sdp:
                 fields[f"{side}_sdp"] = pv("$rb")
-            phase, a, c, join = self.store.call_update(callid, fields)
+            (phase, a, c, join), written = self.store.call_update_from(callid, side, source(), fields)
+            if not written:
+                if not self.sent_by(self.store.call_load(callid), side):
+                    forbidden()
+                    return
+                # Sent from where the party is registered now: its NAT binding moved.
+                self.store.call_update(callid, {**fields, f"{side}_src": source()})
             if join:
                 self.route_taken_over(callid, join)
                 return
@@ -186,7 +201,10 @@ class Proxy(TransferRoutes):
             else:
                 self.relay()
             return
-        outcome, call, _ = codes.digit(self.store, callid, side, key, "info")
+        outcome, call, _ = codes.digit(self.store, callid, side, key, "info", sent_by=self.sent_by)
+        if outcome == codes.FORBIDDEN:
+            KSR.tm.t_reply(*FORBIDDEN)
+            return
         if call.get("x_join"):                  # a dialog an attended REFER took over
             joined, leg, b_side = call["x_join"].split()
             if side == b_side:
@@ -205,6 +223,17 @@ class Proxy(TransferRoutes):
             KSR.tm.t_reply(200, "OK")
             self.hold_back_rtp_dtmf(callid, call, side, outcome)
             self.after_code(callid, side, outcome)
+
+    def sent_by(self, call, side):
+        """Whether the request being routed comes from `side` of the call: from the address
+        the record holds for it (proto:ip:port) or, for an extension, from where it is
+        registered now (its NAT binding may have moved since the call began). The From tag
+        only says which side a request claims to be from."""
+        sender = source()
+        if call.get(f"{side}_src") == sender:
+            return True
+        ext = call.get(f"{side}_ext") if call.get(f"{side}_role") == "ext" else ""
+        return bool(ext) and self.store.binding(call["tenant"], ext).get("src") == sender
 
     def ksr_rtp_dtmf(self, msg):
         """A digit rtpengine detected in RFC 4733 events: {"callid", "source_tag", "event", ...}."""

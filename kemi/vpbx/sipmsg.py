@@ -50,6 +50,10 @@ def address(ip, port):
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+# A request that claims to be a party's (by its From tag) but comes from another address.
+FORBIDDEN = (403, "Forbidden - not sent by that party of the call")
+
+
 def sender_side():
     """Who sent this in-dialog request: the rr ftag parameter (append_fromtag) tells."""
     return "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"

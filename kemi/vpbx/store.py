@@ -258,6 +258,24 @@ class Store:
         reply = self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
         return tuple(x or "" for x in reply) if reply else ("", "", "", "")
 
+    def call_update_from(self, callid, side, sender, fields):
+        """call_update for a request of `side` that came from `sender` (proto:ip:port). In a
+        call the transfer engine looks after (or a dialog it took over) nothing is written
+        unless the record holds that address for the side. -> call_update's tuple and
+        whether it was written (True for an unknown call: nothing to protect)."""
+        reply = self._run(_UPDATE_IF_SENDER, call_key(callid), CALL_TTL, f"{side}_src", sender,
+                          *_flat(fields))
+        if not reply:
+            return ("", "", "", ""), True
+        return tuple(x or "" for x in reply[:4]), reply[4] == 1
+
+    def leg_sender(self, callid, leg):
+        """What identifies the sender of a leg's request: the call's tenant and the leg's
+        role, extension and address ({} when the call is gone)."""
+        names = ("tenant", f"{leg}_role", f"{leg}_ext", f"{leg}_src")
+        values = self.fast.pipeline(("HMGET", call_key(callid), *names))[0]
+        return {} if values[0] is None else dict(zip(names, values))
+
     def _run(self, script, *keys_then_args):
         """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys."""
         args = (script.keys, *keys_then_args)
@@ -319,8 +337,8 @@ class Store:
     # ---- feature codes (DTMF) ----------------------------------------------
 
     DTMF_CALL_FIELDS = ("tenant", "pbx_transfer", "transfer_digit_timeout", "transfer_external",
-                        "caller_role",
-                        "callee_role", "caller_ext", "callee_ext", "rtp_caller", "rtp_callee",
+                        "caller_role", "callee_role", "caller_ext", "callee_ext",
+                        "caller_src", "callee_src", "rtp_caller", "rtp_callee",
                         "x_phase", "x_a", "x_c", "x_join")
 
     def dtmf_load(self, callid, side=None, rtp_tag=None):
@@ -329,7 +347,8 @@ class Store:
         if side is None and rtp_tag:
             side = leg_of_tag(rtp_tag)      # a leg the proxy called names itself in its tag
         sides = (side,) if side else SIDES
-        names = self.DTMF_CALL_FIELDS + ((f"{side}_role",) if side not in (None, *SIDES) else ())
+        names = self.DTMF_CALL_FIELDS + (tuple(f"{side}_{f}" for f in ("role", "ext", "src"))
+                                         if side not in (None, *SIDES) else ())
         replies = self.fast.pipeline(("HMGET", call_key(callid), *names),
                                      *(("HGETALL", dtmf_key(callid, s)) for s in sides))
         call = dict(zip(names, replies[0]))
@@ -458,4 +477,16 @@ if redis.call('exists', KEYS[1]) == 1 then
   return redis.call('hmget', KEYS[1], 'x_phase', 'x_a', 'x_c', 'x_join')
 end
 return false
+""")
+
+_UPDATE_IF_SENDER = Script(1, """
+-- KEYS: call record;  ARGV: ttl, the sender side's address field, the sender, field/value pairs
+if redis.call('exists', KEYS[1]) == 0 then return false end
+local r = redis.call('hmget', KEYS[1], 'x_phase', 'x_a', 'x_c', 'x_join', ARGV[2])
+local out = {r[1] or '', r[2] or '', r[3] or '', r[4] or ''}
+if (out[1] ~= '' or out[4] ~= '') and r[5] ~= ARGV[3] then out[5] = 0; return out end
+redis.call('hset', KEYS[1], unpack(ARGV, 4))
+redis.call('expire', KEYS[1], ARGV[1])
+out[5] = 1
+return out
 """)

@@ -10,7 +10,7 @@ import KSR
 
 from . import refer, registration, transfer
 from . import engine as engine_mod, uac
-from .sipmsg import has_sdp, is_dtmf_info, pv, pvs, sender_side
+from .sipmsg import FORBIDDEN, has_sdp, is_dtmf_info, pv, pvs, source, sender_side
 from .store import SIDES, peer
 
 
@@ -49,6 +49,9 @@ class TransferRoutes:
         call = self.store.call_load(callid)
         if not call:
             KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            return False
+        if not self.sent_by(call, sender_side()):
+            KSR.sl.sl_send_reply(*FORBIDDEN)
             return False
         if call.get("x_join") or joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
             KSR.sl.sl_send_reply(501, "Not Implemented - REFER in a call the PBX transferred")
@@ -169,6 +172,13 @@ class TransferRoutes:
         if KSR.is_ACK():
             KSR.tm.t_check_trans()
             return
+        call = self.store.leg_sender(callid, leg)
+        if not call:
+            KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            return
+        if not self.sent_by(call, leg):
+            KSR.sl.sl_send_reply(*FORBIDDEN)
+            return
         if KSR.is_BYE():
             self.bye_to_engine(callid, transfer.Hangup(leg))
         elif is_dtmf_info():
@@ -233,7 +243,8 @@ class TransferRoutes:
                     self.engine.renegotiate(callid, leg, pv("$rb"))
             elif 200 <= status < 300:
                 tag, contact, body = pvs("$tt", "$ct", "$rb")
-                self.store.call_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body,
+                # Its requests must come from where its answer came from (Proxy.sent_by).
+                self.store.call_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body, f"{leg}_src": source(),
                                                f"{leg}_contact": registration.parse_contact(contact).uri})
                 self.engine.handle(callid, transfer.Answered(leg))
         except Exception:

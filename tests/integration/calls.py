@@ -5,8 +5,9 @@ from conftest import TENANT
 from harness import RtpPeer, Sipp, exchange_media, read_port
 
 
-def register(pbx, user, contact_port, password=None, domain=TENANT, scenario="register", proxy=None):
-    reg = Sipp(pbx.workdir, scenario, proxy or pbx.address, name=f"{scenario}-{user}",
+def register(pbx, user, contact_port, password=None, domain=TENANT, scenario="register", proxy=None,
+             port=None):
+    reg = Sipp(pbx.workdir, scenario, proxy or pbx.address, name=f"{scenario}-{user}", port=port,
                variables={"user": user, "domain": domain, "contact_port": contact_port, "expires": 300},
                user=user, password=password)
     return reg

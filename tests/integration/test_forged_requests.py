@@ -1,0 +1,73 @@
+"""In-dialog requests the proxy acts on (INFO digits, REFER, the BYEs and re-INVITEs of the
+legs it joins) count only when they come from the address the dialog record holds for the
+side they claim to be from, or from where that extension is registered now. The client knows
+every identifier of its call; forging the employee's requests from another address gets 403
+and changes nothing."""
+from calls import callee, register
+from conftest import TENANT
+from dtmf_calls import RELAY, caller_info, completed_codes
+from forged import SDP, STRANGER, Dialog, send
+from harness import free_port, read_port, wait_for
+from transfer_calls import target, transferring_call, who_hears
+
+REFUSED = "SIP/2.0 403 Forbidden - not sent by that party of the call"
+
+
+def dialog_of(party):
+    """The dialog of a callee's party, once it has answered."""
+    def answered():
+        invites, answers = party.received("INVITE "), party.sent("SIP/2.0 200")
+        return invites and answers and Dialog(invites[0], answers[0])
+    return wait_for(answered, what=f"{party.name} answering")
+
+
+def test_forged_digits_and_refer_of_the_employee_are_refused(pbx_transfer):
+    pbx = pbx_transfer
+    c = callee(pbx, "202")
+    register(pbx, "202", c.port).passed()
+    a = caller_info(pbx, "201", "202", [(k, RELAY) for k in "*100"], gap_ms=400, hold_ms=2500)
+    dialog = dialog_of(c)
+    for n, key in enumerate("*202#"):
+        status = send(pbx.cfg.sip_port, lambda src: dialog.request(
+            "caller", "INFO", 100 + n, src, body=f"Signal={key}\r\nDuration=160", ctype=RELAY))
+        assert status == REFUSED
+    status = send(pbx.cfg.sip_port, lambda src: dialog.request(
+        "caller", "REFER", 200, src, extra=f"Refer-To: <sip:100@{TENANT}>"))
+    assert status == REFUSED
+    a.passed()
+    c.passed()
+    assert completed_codes(pbx, "code") == [("*100",)]        # the employee's own code counts
+    assert c.received("INFO ") == [] and c.received("REFER ") == []
+
+
+def test_forged_requests_in_a_transferred_call_change_nothing(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=2500, hold_ms=10000)
+    a, c = transferring_call(pbx, "*100", hold_ms=300)          # a blind transfer
+    c_port = read_port(pbx.workdir, c.name)
+    a.passed()
+    wait_for(lambda: any(e.get("kind") == "completed" for _, e in pbx.store.events()),
+             timeout=10, what="the transfer completed")
+    parties = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
+    c_dialog, b_dialog = dialog_of(c), dialog_of(b)
+    before = pbx.store.call_load(c_dialog.callid)
+    port = pbx.cfg.sip_port
+    assert send(port, lambda src: c_dialog.request("callee", "BYE", 50, src)) == REFUSED
+    assert send(port, lambda src: b_dialog.request("callee", "BYE", 50, src)) == REFUSED
+    assert send(port, lambda src: c_dialog.request(
+        "callee", "INVITE", 51, src, body=SDP.format(ip=STRANGER, port=40000))) == REFUSED
+    assert send(port, lambda src: c_dialog.request(
+        "callee", "INVITE", 52, src, body=SDP.format(ip=STRANGER, port=40000)),
+        source=("127.0.0.1", 0)) == REFUSED                   # the proxy's host is no party
+    assert pbx.store.call_load(c_dialog.callid) == before
+    assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    assert b.received("BYE ") == [] and len(b.received("INVITE ")) == 1
+
+    # The client's phone behind NAT gets a new public port: it registers from there, and its
+    # BYE from there is its own.
+    moved = free_port()
+    register(pbx, "202", moved, port=moved).passed()
+    assert send(port, lambda src: c_dialog.request("callee", "BYE", 53, src),
+                source=("127.0.0.1", moved)).startswith("SIP/2.0 200")
+    b.passed()                                      # the proxy ended B's leg
+    c.stop()                                        # (C's own party never hung up)
