@@ -10,7 +10,7 @@ import traceback
 
 import KSR
 
-from . import codes, dtmf, registration, resp, routing, settings, transfer, uac
+from . import codes, dtmf, refer, registration, resp, routing, settings, transfer, uac
 from .engine import Engine
 from .media import Media
 from .ngclient import NgClient
@@ -326,11 +326,12 @@ class Proxy(TransferRoutes):
         if not self.authenticated(decision, from_domain) or self.rejected(decision):
             return
         target = decision.outcome
-        if replaces and self.store.call_tenant(replaces.split(";")[0].strip()) not in (
-                None, target.tenant):
-            # An attended phone transfer may only join calls of one tenant.
-            reply(403, "Forbidden - Replaces names a call of another tenant")
-            return
+        if replaces:
+            refused = self.replaces_refused(replaces, target.tenant, refer.party(
+                decision.caller_role, decision.caller_ext, f"{proto}:{address(src_ip, src_port)}"))
+            if refused:
+                reply(*refused)
+                return
         if isinstance(target, routing.ToExtension):
             if not binding:
                 reply(480, "Temporarily Unavailable")
@@ -359,6 +360,23 @@ class Proxy(TransferRoutes):
         KSR.tm.t_on_reply("ksr_onreply_invite")
         KSR.tm.t_on_failure("ksr_failure_invite")
         self.relay()
+
+    def replaces_refused(self, replaces, tenant, sender):
+        """An INVITE with Replaces (a phone's attended transfer, last step) takes over the
+        call it names: only a party of that call or the transferee of a REFER the proxy
+        relayed may send it. -> (code, reason) to refuse it, None to route it."""
+        call = self.store.call_load(replaces.split(";")[0].strip())
+        if not call:
+            return 481, "Call/Transaction Does Not Exist - Replaces names no call"
+        if call["tenant"] != tenant:
+            # An attended phone transfer may only join calls of one tenant.
+            return 403, "Forbidden - Replaces names a call of another tenant"
+        parties = {refer.party(call.get(f"{s}_role"), call.get(f"{s}_ext"), call.get(f"{s}_src", ""))
+                   for s in SIDES}
+        if refer.may_replace(sender, parties, call.get("x_replace_by"), time.time()):
+            return None
+        KSR.info(f"vpbx: INVITE {pv('$ci')} from {source()} ({sender}) may not replace that call\n")
+        return 403, "Forbidden - not a party of the call Replaces names"
 
     def rejected(self, decision):
         if isinstance(decision.outcome, routing.Reject):

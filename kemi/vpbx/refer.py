@@ -98,3 +98,27 @@ def normalise(refer_to, tenant, is_tenant, is_ext, external_prefixes, proxy_host
         value = f"{r.callid};to-tag={r.to_tag};from-tag={r.from_tag}"
         uri += f"?Replaces={quote(value, safe='')}"
     return f"<{uri}>"
+
+
+# ---- who may send an INVITE with Replaces ------------------------------------------
+
+REPLACE_GRANT_SECONDS = 60      # how long a relayed REFER's transferee may use its Replaces
+
+
+def party(role, ext, src):
+    """How the proxy knows a party of a call: an extension by its number (authenticated when
+    it has a password), anyone else (a trunk) by its address ("ip:port" of proto:ip:port)."""
+    return f"ext:{ext}" if role == "ext" and ext else f"src:{src.partition(':')[2] or src}"
+
+
+def grant(transferee, now):
+    """The record field value that lets the transferee of a relayed REFER replace the call
+    its Refer-To names, for REPLACE_GRANT_SECONDS."""
+    return f"{transferee} {now + REPLACE_GRANT_SECONDS:.0f}"
+
+
+def may_replace(sender, parties, granted, now):
+    """Whether `sender` (party()) may replace a call whose parties are `parties`: one of them,
+    or the transferee a REFER relayed through the proxy named (`granted`, grant()), in time."""
+    who, _, until = (granted or "").partition(" ")
+    return sender in parties or (sender == who and until.isdigit() and now < int(until))

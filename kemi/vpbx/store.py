@@ -222,10 +222,6 @@ class Store:
             return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding)
         return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding)
 
-    def call_tenant(self, callid):
-        """The tenant of a call in progress, None when the proxy knows no such call."""
-        return self.fast.pipeline(("HGET", call_key(callid), "tenant"))[0]
-
     def is_tenant(self, domain):
         return bool(self.fast.pipeline(("SISMEMBER", TENANTS, domain))[0])
 

@@ -4,6 +4,7 @@ and BYEs the engine decides. A mixin of proxy.Proxy: it uses the proxy's store, 
 relay() and route_info_dtmf().
 """
 import dataclasses
+import time
 import traceback
 
 import KSR
@@ -72,6 +73,12 @@ class TransferRoutes:
             return False
         if self.refer_terminated(callid, call, target):
             return False
+        if target.replaces:
+            # Its transferee will INVITE with this Replaces: let it (and it alone), for a while.
+            transferee = peer(sender_side())
+            self.store.call_update(target.replaces.callid, {"x_replace_by": refer.grant(refer.party(
+                call[f"{transferee}_role"], call.get(f"{transferee}_ext"), call[f"{transferee}_src"]),
+                time.time())})
         KSR.hdr.remove("Refer-To")
         KSR.hdr.append(f"Refer-To: {decided}\r\n")
         return True

@@ -39,9 +39,9 @@ def caller(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, pas
 
 
 def probe(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, max_forwards=70,
-          extra_header="X-Probe: 1", port=None):
-    """Send one INVITE that should be refused; return the final status line received."""
-    party = Sipp(pbx.workdir, "probe", pbx.address, name=f"probe-{from_user}-{to_user}", port=port,
+          extra_header="X-Probe: 1", port=None, ip="127.0.0.1"):
+    """Send one INVITE (from ip) that should be refused; return the final status line received."""
+    party = Sipp(pbx.workdir, "probe", pbx.address, name=f"probe-{from_user}-{to_user}", port=port, ip=ip,
                  variables={"from_user": from_user, "from_domain": from_domain, "to_user": to_user,
                             "to_domain": to_domain, "max_forwards": max_forwards,
                             "extra_header": extra_header})

@@ -41,11 +41,11 @@ class Sipp:
     """One SIPp process playing one party from parties/NAME.xml."""
 
     def __init__(self, workdir, scenario, proxy, *, port=None, variables=None, user=None,
-                 password=None, duration_ms=0, timeout_s=20, name=None):
+                 password=None, duration_ms=0, timeout_s=20, name=None, ip="127.0.0.1"):
         self.port = port or free_port()
         self.name = name or scenario
         self.workdir = Path(workdir)
-        argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", "127.0.0.1",
+        argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", ip,
                 "-p", str(self.port), "-cp", str(free_port()),
                 "-mp", str(sipp_media_ports()), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
                 "-timeout_error", "-d", str(duration_ms), "-trace_err", "-trace_msg",

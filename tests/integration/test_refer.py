@@ -2,6 +2,7 @@
 extension URI, NOTIFY relayed back, bad REFERs answered here with a clear error."""
 import re
 import socket
+from urllib.parse import quote
 
 import pytest
 
@@ -177,12 +178,19 @@ def test_a_blind_refer_is_relayed_end_to_end(pbx):
 
 def test_the_transferees_invite_with_replaces_reaches_the_target(pbx):
     """Attended phone transfer, last step: the transferee calls the target with Replaces
-    naming the target's call with the transferor; the proxy routes it to the target."""
+    naming the target's call with the transferor; the proxy routes it to the target. Only
+    once A's REFER with that Replaces has been relayed to the transferee: before, the same
+    INVITE is refused (and from a stranger's address too)."""
     pbx.store.ext_add(TENANT, "100")
-    consulted = target(pbx, "100", ring_ms=100, hold_ms=6000, name="consulted")
-    a = caller(pbx, "201", "100", hold_ms=4000)                   # A's call with B
+    consulted = target(pbx, "100", ring_ms=100, hold_ms=8000, name="consulted")
+    a = caller(pbx, "201", "100", hold_ms=6000)                   # A's call with B
     wait_for(lambda: pbx.store.call_keys(), timeout=5, what="A's call with B")
     replaces = replaces_of(pbx, pbx.store.call_keys()[0])
+    for ip in ("127.0.0.1", "127.0.0.7"):
+        assert probe(pbx, "202", "100", extra_header=f"Replaces: {replaces}", ip=ip) == (
+            "403 Forbidden - not a party of the call Replaces names")
+    assert len(consulted.received("INVITE ")) == 1
+    referring_call(pbx, f"Refer-To: <sip:100@{TENANT}?Replaces={quote(replaces, safe='')}>", 202)
     b = target(pbx, "100", ring_ms=100, hold_ms=1000, name="replacing", ssrc=0xD)  # B's phone
     c = written_party(pbx, (PARTIES / "caller.xml").read_text().replace(
         "Max-Forwards: 70\n", f"Max-Forwards: 70\nReplaces: {replaces}\n"
@@ -394,3 +402,8 @@ def test_an_attended_refer_joining_two_trunk_calls_is_refused(pbx):
     c.passed()
     b.passed()
     a2.passed()
+
+
+def test_an_invite_replacing_no_call_is_481(pbx):
+    assert probe(pbx, "201", "202", extra_header="Replaces: nosuchcall@h;to-tag=t1;from-tag=f1") == (
+        "481 Call/Transaction Does Not Exist - Replaces names no call")

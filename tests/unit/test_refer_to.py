@@ -1,5 +1,6 @@
 import pytest
 
+from vpbx import refer
 from vpbx.refer import BadRefer, ReferTo, Refused, Replaces, normalise, parse_refer_to
 
 
@@ -54,3 +55,19 @@ def test_refused(value, prefixes, code):
 def test_external_numbers_the_tenant_allows():
     assert decide("<tel:+4930123456>", prefixes="+49") == "<sip:+4930123456@t1.test>"
     assert decide("<sip:004930123456@t1.test>", prefixes="0049") == "<sip:004930123456@t1.test>"
+
+
+def test_parties_are_extensions_by_number_and_trunks_by_address():
+    assert refer.party("ext", "201", "udp:127.0.0.1:5071") == "ext:201"
+    assert refer.party("trunk", "", "udp:192.0.2.1:5060") == "src:192.0.2.1:5060"
+
+
+def test_a_call_may_be_replaced_by_its_parties_and_a_granted_transferee_in_time():
+    parties = {"ext:201", "ext:100"}
+    granted = refer.grant("ext:202", 1000.0)
+    assert refer.may_replace("ext:201", parties, "", 1000.0)
+    assert refer.may_replace("ext:202", parties, granted, 1059.0)
+    assert not refer.may_replace("ext:202", parties, granted, 1061.0)
+    assert not refer.may_replace("ext:203", parties, granted, 1001.0)
+    assert not refer.may_replace("ext:202", parties, "", 1001.0)
+    assert not refer.may_replace("ext:202", parties, "ext:202 soon", 1001.0)
