@@ -8,7 +8,7 @@ for them: docs/architecture.md ("Media during a transfer").
 """
 from .ngclient import NgError
 
-LINK_FLAGS = ["trust-address", "port-latching"]
+LINK_FLAGS = ["trust-address", "port-latching", "strict-source"]      # see proxy.RTPE_FLAGS
 SDP_REPLACE = ["origin", "session-connection"]
 HOLD_REPEAT = 10000         # "forever": the hold media stops when the transfer moves on
 # rtpengine lifts a code guard by itself this long after the * (should the proxy never re-arm).

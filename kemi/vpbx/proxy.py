@@ -25,8 +25,10 @@ def forbidden():
     reply(*FORBIDDEN)
 
 
-# rtpengine_manage flags for every offer/answer; tags default to the SIP tags.
-RTPE_FLAGS = "replace-origin replace-session-connection"
+# rtpengine_manage flags for every offer/answer; tags default to the SIP tags. strict-source:
+# once rtpengine knows where a party sends from, packets from elsewhere are dropped (an
+# outsider who finds a party's port can neither inject audio nor RFC 4733 "digits").
+RTPE_FLAGS = "replace-origin replace-session-connection strict-source"
 TX_AVP = "$avp(vpbx)"           # the INVITE's facts, carried by the transaction to its replies
 SIDE_AVP = "$avp(vpbx_side)"    # "caller" | "callee": who sent an in-dialog request
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again

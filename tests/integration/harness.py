@@ -120,10 +120,10 @@ class RtpPeer:
     """A media endpoint: sends PCMU packets with its own SSRC (and RFC 4733 DTMF events,
     payload type 101) and counts what it receives, by SSRC; received events by digit."""
 
-    def __init__(self, ssrc):
+    def __init__(self, ssrc, ip="127.0.0.1"):
         self.ssrc = ssrc
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((ip, 0))
         self.port = self.sock.getsockname()[1]
         self.received = Counter()
         self.audio = defaultdict(bytearray)     # PCMU payloads received, by SSRC

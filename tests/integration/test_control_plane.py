@@ -13,7 +13,7 @@ from vpbx import stack
 
 from calls import callee, caller, register
 from dtmf_calls import completed_codes
-from harness import free_port, kamcmd, read_port, wait_for
+from harness import RtpPeer, free_port, kamcmd, read_port, wait_for
 
 STRANGER = "127.0.0.7"
 
@@ -129,3 +129,30 @@ def test_sip_on_the_dtmf_socket_is_not_answered(pbx):
     cfg = pbx.cfg
     assert answered(("127.0.0.1", cfg.dtmf_port), options("dtmfsock")) is None
     assert answered(("127.0.0.1", cfg.sip_port), options("sipsock")).startswith(b"SIP/2.0 200")
+
+
+def test_digits_injected_into_the_employees_rtp_port_do_nothing(pbx_transfer):
+    """A stranger who finds the employee's rtpengine port (by scanning the RTP range) sends
+    RFC 4733 events there: rtpengine takes media only from the address it learnt (strict
+    source, once the first 3 s of a call in which it learns the address are over), so no digit
+    is reported; the employee's own code still counts."""
+    pbx = pbx_transfer
+    b = callee(pbx, "202", hold_ms=0)
+    register(pbx, "202", b.port).passed()
+    a = caller(pbx, "201", "202", hold_ms=9000)
+    a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
+    # rtpengine learns where A sends from within 3 s of the last signalling, then holds to it.
+    a.media.exchange(a_dest, 175)
+    intruder = RtpPeer(0xBAD, ip=STRANGER)
+    audio = threading.Thread(target=b.media.exchange, args=(b_dest, 120))
+    audio.start()
+    intruder.dtmf(a_dest, "*202#")
+    assert completed_codes(pbx, "code") == []
+    assert not pbx.redis.exists(f"vpbx:dtmf:{{{pbx.store.call_keys()[0].split('{', 1)[1].rstrip('}')}}}:caller")
+    a.media.dtmf(a_dest, "*100")
+    audio.join()
+    a.passed()
+    b.passed()
+    intruder.close()
+    assert completed_codes(pbx, "code", "source") == [("*100", "rtp")]
+    assert 0xBAD not in b.media.received, "the intruder's packets reached the client"
