@@ -3,7 +3,9 @@ legs it joins) count only when they come from the address the dialog record hold
 side they claim to be from, or from where that extension is registered now. The client knows
 every identifier of its call; forging the employee's requests from another address gets 403
 and changes nothing."""
-from calls import callee, register
+import threading
+
+from calls import callee, caller, register
 from conftest import TENANT
 from dtmf_calls import RELAY, caller_info, completed_codes
 from forged import SDP, STRANGER, Dialog, send
@@ -71,3 +73,28 @@ def test_forged_requests_in_a_transferred_call_change_nothing(pbx_transfer):
                 source=("127.0.0.1", moved)).startswith("SIP/2.0 200")
     b.passed()                                      # the proxy ended B's leg
     c.stop()                                        # (C's own party never hung up)
+
+
+def test_the_client_on_a_trunk_cannot_type_for_the_employee_it_called(pbx_transfer):
+    """The other orientation: the client calls in through a trunk, the employee (201) answers.
+    Forged key presses as the employee — from a stranger and from the trunk's own host — are
+    refused and never reach the client; the employee's own RFC 4733 code counts."""
+    pbx = pbx_transfer
+    a = callee(pbx, "201", hold_ms=0)
+    register(pbx, "201", a.port).passed()
+    c = caller(pbx, "+4930123456", "201", from_domain="carrier.example",
+               to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=4000)
+    dialog = dialog_of(a)
+    for n, (key, source) in enumerate(zip("*202#", [(STRANGER, 0), ("127.0.0.1", 0)] * 3)):
+        assert send(pbx.cfg.sip_port, lambda src: dialog.request(
+            "callee", "INFO", 100 + n, src, body=f"Signal={key}\r\nDuration=160", ctype=RELAY),
+            source=source) == REFUSED
+    a_dest, c_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, c.name)
+    audio = threading.Thread(target=c.media.exchange, args=(c_dest, 60))
+    audio.start()
+    a.media.dtmf(a_dest, "*100")
+    audio.join()
+    c.passed()
+    a.passed()
+    assert completed_codes(pbx, "code", "party") == [("*100", "callee")]
+    assert c.received("INFO ") == []
