@@ -110,3 +110,11 @@ def test_lock_list_and_clear_round_trip(pbx, vpbx):
         assert vpbx("lock", "list").stdout.splitlines()[1:] == []
     finally:
         stranger.close()
+
+
+def test_a_bad_auth_secret_is_refused_before_anything_starts(tmp_path):
+    env = {**os.environ, "VPBX_VAR": str(tmp_path / "var"), "VPBX_AUTH_SECRET": "too short"}
+    result = subprocess.run([str(VPBX), "up"], env=env, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.startswith("vpbx: VPBX_AUTH_SECRET takes 32 to 256 characters")
+    assert not (tmp_path / "var").exists()
