@@ -162,3 +162,21 @@ def test_failures_below_the_limit_and_open_extensions_lock_nothing(pbx, client):
     assert open_ext.code == 200
     pbx.store.unbind(TENANT, "201")
     assert pbx.redis.get(f"vpbx:authfail:src:{STRANGER}") == "2"
+
+
+@pytest.mark.parametrize("credentials", [
+    'Digest username="200"',                                        # no realm, nonce, response
+    'Digest username="200", realm="t1.test", nonce="", uri="sip:t1.test", response="00"',
+    'Basic MjAwOnMzY3JldA==',
+    'Digest username="200", realm="t1.test", nonce="bm9uY2U=", uri="sip:t1.test", '
+    'response="0123456789abcdef0123456789abcdef", qop=auth, nc=zz, cnonce="x"',
+])
+def test_malformed_credentials_get_one_clear_answer(pbx, client, credentials):
+    stranger = client()
+    answer = stranger.request("REGISTER", "200", TENANT,
+                              authorization=f"Authorization: {credentials}\r\n")
+    assert answer.code in (400, 401), answer.text
+    stranger.sock.settimeout(0.5)
+    with pytest.raises(OSError):        # one answer, not two
+        stranger.sock.recv(65535)
+    assert binding(pbx) == {}

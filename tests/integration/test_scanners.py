@@ -82,8 +82,9 @@ def test_svcrack_is_locked_out_and_the_phone_still_registers(scan_tenant):
     words = wordlist(pbx, limit + 5, "Tr0ub4dor")
     crack = start(pbx, "svcrack", "-u", "100", "-d", str(words), "-vv")
     try:
-        wait_for(lambda: pbx.redis.get(f"vpbx:authfail:src:{STRANGER}") == str(limit), timeout=30,
-                 what="the scanner's source locked")
+        # (>=: a guess in flight on another worker may be counted after the one that locked)
+        wait_for(lambda: int(pbx.redis.get(f"vpbx:authfail:src:{STRANGER}") or 0) >= limit,
+                 timeout=30, what="the scanner's source locked")
         # Locked, it gets 403 before any challenge: it cannot try another password however
         # long it goes on. Let it try for a while, then stop it.
         try:
@@ -97,8 +98,8 @@ def test_svcrack_is_locked_out_and_the_phone_still_registers(scan_tenant):
     tried = [line.rsplit("trying ", 1)[1] for line in output.splitlines() if "trying " in line]
     assert tried[:limit] == [f"guess{i}" for i in range(limit)], output
     assert "Tr0ub4dor" not in tried and "The password for" not in output
-    assert pbx.redis.get(f"vpbx:authfail:src:{STRANGER}") == str(limit)
-    assert pbx.redis.get(f"vpbx:authfail:ext:100@{TENANT}") == str(limit)
+    assert int(pbx.redis.get(f"vpbx:authfail:src:{STRANGER}")) >= limit
+    assert int(pbx.redis.get(f"vpbx:authfail:ext:100@{TENANT}")) >= limit
     assert pbx.redis.hgetall(f"vpbx:loc:{TENANT}:100") == phone
     # The phone (registered from 127.0.0.1) re-registers despite its extension's lock.
     register(pbx, "100", contact, password="Tr0ub4dor", domain=TENANT).passed()
