@@ -26,19 +26,20 @@ def scan_tenant(pbx):
     return pbx
 
 
+def argv(pbx, tool, *args):
+    return [sys.executable, str(SCANNER), tool, STRANGER, "-p", str(pbx.cfg.sip_port),
+            "--domain", TENANT, *args, "127.0.0.1"]
+
+
 def run(pbx, tool, *args, timeout=60):
-    return subprocess.run(
-        [sys.executable, str(SCANNER), tool, STRANGER, "-p", str(pbx.cfg.sip_port),
-         "--domain", TENANT, *args, "127.0.0.1"],
-        capture_output=True, text=True, timeout=timeout, cwd=pbx.workdir)
+    return subprocess.run(argv(pbx, tool, *args), capture_output=True, text=True,
+                          timeout=timeout, cwd=pbx.workdir)
 
 
 def start(pbx, tool, *args):
-    return subprocess.Popen(
-        [sys.executable, str(SCANNER), tool, STRANGER, "-p", str(pbx.cfg.sip_port),
-         "--domain", TENANT, *args, "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=pbx.workdir,
-        start_new_session=True)
+    return subprocess.Popen(argv(pbx, tool, *args), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, cwd=pbx.workdir,
+                            start_new_session=True)
 
 
 def test_the_scanner_does_not_say_what_it_is():
