@@ -131,7 +131,10 @@ def test_source_is_locked_after_failed_logins_but_the_registered_phone_is_not(pb
     # 200 had three failures too, so 200 is locked for other sources ...
     assert client("127.0.0.9").request("REGISTER", "200", TENANT).status_line == "SIP/2.0 403 Forbidden"
     assert client("127.0.0.9").request("REGISTER", "299", TENANT).code == 401     # (one failure)
-    # ... but not for the phone, registered from 127.0.0.1 (here from a new port).
+    # ... but not for the phone, registered from 127.0.0.1 (here from a new port): it
+    # calls (past the digest check: 202 is not registered) and re-registers.
+    first, second = client("127.0.0.1").login("INVITE", "200", TENANT, PASSWORD, to_user="202")
+    assert (first.code, second.status_line) == (407, "SIP/2.0 480 Temporarily Unavailable")
     first, second = client("127.0.0.1").login("REGISTER", "200", TENANT, PASSWORD)
     assert (first.code, second.code) == (401, 200)
     assert binding(pbx)["src"] != registered["src"]
