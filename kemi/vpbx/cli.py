@@ -5,7 +5,7 @@ import sys
 
 import redis
 
-from . import settings, stack
+from . import lockout, lockstore, settings, stack
 from .ngclient import NgError
 from .store import Store
 
@@ -59,6 +59,16 @@ def parser():
     setting.add_argument("key")
     setting.add_argument("value")
     sub.add_parser("show", help="a tenant's settings").add_argument("domain")
+
+    lock = sub.add_parser("lock", help="failed-login lockout of sources and extensions").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    lock.add_parser("list", help="sources and extensions with failed logins, and the limits")
+    clear = lock.add_parser("clear", help="forget failed logins: src IP | ext DOMAIN EXT | all")
+    clear.add_argument("kind", choices=("src", "ext", "all"))
+    clear.add_argument("subject", nargs="*", metavar="IP | DOMAIN EXT")
+    limit = lock.add_parser("set", help="a limit: " + ", ".join(lockout.LIMITS))
+    limit.add_argument("name")
+    limit.add_argument("value")
     return p
 
 
@@ -183,7 +193,29 @@ def cmd_show(cfg, args):
     print(f"outbound_trunk = {outbound or '-'}")
 
 
+def cmd_lock(cfg, args):
+    r = cfg.redis()
+    if args.action == "list":
+        limits = lockstore.limits(r)
+        print(f"limits: {limits.failures} failures within {limits.window} s lock for {limits.lock} s")
+        for kind, subject, failures, left, locked in lockstore.subjects(r):
+            print(f"{kind}\t{subject}\t{'locked' if locked else 'counting'}\t"
+                  f"{failures} failures\t{left} s left")
+    elif args.action == "set":
+        print(f"lock {args.name} = {lockstore.set_limit(r, args.name, args.value)}")
+    else:
+        wanted = {"src": 1, "ext": 2, "all": 0}[args.kind]
+        if len(args.subject) != wanted:
+            usage = {"src": "src IP", "ext": "ext DOMAIN EXT", "all": "all"}[args.kind]
+            raise ValueError(f"lock clear {usage}: {wanted} argument(s) after {args.kind!r}, "
+                             f"not {len(args.subject)}")
+        count = lockstore.clear(r, args.kind, tuple(args.subject))
+        print(f"cleared {count} source(s) and extension(s)" if args.kind == "all" else
+              f"cleared {args.kind} {' '.join(args.subject)}")
+
+
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run, "demo": cmd_demo,
     "tenant": cmd_tenant, "ext": cmd_ext, "trunk": cmd_trunk, "set": cmd_set, "show": cmd_show,
+    "lock": cmd_lock,
 }

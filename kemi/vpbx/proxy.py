@@ -5,6 +5,7 @@ Each step returns True when routing of the message is finished.
 """
 import json
 import os
+import secrets
 import time
 import traceback
 
@@ -12,6 +13,7 @@ import KSR
 
 from . import codes, dtmf, refer, registration, resp, routing, settings, transfer, uac
 from .engine import Engine
+from .lockstore import LockStore
 from .media import Media
 from .ngclient import NgClient
 from .sipmsg import (FORBIDDEN, address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
@@ -43,6 +45,8 @@ class Proxy(TransferRoutes):
         self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
         ip, _, port = os.environ.get("VPBX_DTMF_SOCKET", "127.0.0.1:5070").rpartition(":")
         self.dtmf_socket = (ip.strip("[]"), int(port))     # rtpengine's reports, never SIP
+        # What a caller or registrant that is no extension must prove: no password gives it.
+        self.decoy_secret = secrets.token_hex(16)
 
     @property
     def store(self):
@@ -50,6 +54,10 @@ class Proxy(TransferRoutes):
             url = os.environ.get("VPBX_REDIS_URL", "redis://127.0.0.1:16379/0")
             self._store = Store(None, resp.Client.from_url(url))
         return self._store
+
+    @property
+    def locks(self):
+        return LockStore(self.store.fast)
 
     @property
     def engine(self):
@@ -285,8 +293,8 @@ class Proxy(TransferRoutes):
     def route_register(self):
         domain, user = pv("$td"), pv("$tU")
         known, secret, binding = self.store.register_facts(domain, user)
-        decision = routing.route_register(domain, user, known, secret)
-        if self.rejected(decision) or not self.authenticated(decision, domain):
+        decision = routing.route_register(domain, user, known, secret, self.decoy_secret)
+        if not self.authenticated(decision, domain, user) or self.rejected(decision):
             return
         try:
             contact = registration.requested_contact(header_list("Contact"))
@@ -324,8 +332,8 @@ class Proxy(TransferRoutes):
             ruri_is_local=KSR.is_myself_ruri() > 0,
             trunk_tenant=trunk, tenant_known=known,
             caller_secret=caller_secret, callee_is_ext=callee_secret is not None,
-            outbound=tenant.get("outbound")))
-        if not self.authenticated(decision, from_domain) or self.rejected(decision):
+            outbound=tenant.get("outbound"), decoy_secret=self.decoy_secret))
+        if not self.authenticated(decision, from_domain, from_user) or self.rejected(decision):
             return
         target = decision.outcome
         if replaces:
@@ -386,20 +394,34 @@ class Proxy(TransferRoutes):
             return True
         return False
 
-    def authenticated(self, decision, realm):
-        """Digest check when the decision asks for one; challenges or rejects otherwise."""
+    def authenticated(self, decision, realm, user):
+        """Digest check when the decision asks for one; challenges or rejects otherwise.
+        A locked source or extension is refused before any challenge (lockout.py)."""
         if not decision.secret:
             return True
+        ip = pv("$si")
+        refused, limits = self.locks.check(ip, realm, user)
+        if refused:
+            KSR.dbg(f"vpbx: locked out: {pv('$rm')} {user}@{realm} from {source()}\n")
+            reply(403, "Forbidden")
+            return False
         rc = KSR.auth.pv_auth_check(realm, decision.secret, 1, 1)
-        if rc > 0:
+        verdict = routing.auth_verdict(rc)
+        if verdict == "ok":
             KSR.auth.consume_credentials()
             return True
-        failure = routing.auth_failure_reason(rc)
-        if failure:
-            KSR.info(f"vpbx: auth failed ({rc}) for {pv('$fu')} from {source()}\n")
-            reply(403, failure)
-        else:
-            KSR.auth.auth_challenge(realm, 1)   # 401 for REGISTER, 407 otherwise
+        if verdict == "failed":
+            src_count, ext_count = self.locks.failed(ip, realm, user, limits)
+            KSR.info(f"vpbx: auth failed ({rc}) for {user}@{realm} from {source()}: failures "
+                     f"{src_count} from {ip}, {ext_count} for {user}@{realm}\n")
+            locked = [name for name, count in ((f"source {ip}", src_count),
+                                               (f"extension {user}@{realm}", ext_count))
+                      if count == limits.failures]
+            if locked:
+                KSR.warn(f"vpbx: locked for {limits.lock} s: {' and '.join(locked)}\n")
+            reply(403, "Forbidden")
+        else:       # 401 for REGISTER, 407 otherwise; qop=auth (+ stale=true)
+            KSR.auth.auth_challenge(realm, 1 | (16 if verdict == "stale" else 0))
         return False
 
     def relay(self):

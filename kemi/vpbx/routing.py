@@ -2,6 +2,11 @@
 
 The KEMI glue gathers the facts (from the SIP message and one Redis round
 trip), asks these functions, and carries out the answer.
+
+No enumeration (Asterisk's "alwaysauthreject"): a caller or registrant that is no
+extension (unknown tenant or number) is challenged like a protected extension, checked
+against a decoy secret nobody knows, and refused with the same 403 as a wrong password.
+Open extensions (no password) stay discoverable: they are believed without a challenge.
 """
 import re
 from dataclasses import dataclass
@@ -16,6 +21,9 @@ _EXTERNAL = re.compile(r"^(\+[0-9]{3,20}|0[0-9]{2,20}|[0-9]{7,20})$")
 class Reject:
     code: int
     reason: str
+
+
+FORBIDDEN = Reject(403, "Forbidden")     # every failed or impossible authentication
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,7 @@ class InviteFacts:
     caller_secret: Optional[str]    # None: From user is no extension; "": open; else HA1
     callee_is_ext: bool             # R-URI user is an extension of the call's tenant
     outbound: Optional[str]         # the tenant's outbound trunk, IP:PORT
+    decoy_secret: str               # HA1 nobody knows: what a caller that is no extension must prove
 
 
 def external_target(number, prefixes):
@@ -72,10 +81,8 @@ def route_invite(f: InviteFacts) -> Decision:
         if f.callee_is_ext:
             return Decision(ToExtension(f.trunk_tenant, f.ruri_user), caller_role="trunk")
         return Decision(Reject(404, "Not Found"), caller_role="trunk")
-    if not f.tenant_known:
-        return Decision(Reject(403, "Forbidden - unknown source or tenant"))
-    if f.caller_secret is None:
-        return Decision(Reject(403, "Forbidden - unknown extension"))
+    if not f.tenant_known or f.caller_secret is None:
+        return Decision(FORBIDDEN, f.decoy_secret)
     secret = f.caller_secret or None
     tenant = f.from_domain
 
@@ -91,22 +98,24 @@ def route_invite(f: InviteFacts) -> Decision:
     return decided(Reject(404, "Not Found"))
 
 
-def route_register(domain, user, tenant_known, secret) -> Decision:
+def route_register(domain, user, tenant_known, secret, decoy_secret) -> Decision:
     """REGISTER of user@domain (the To URI). `secret` as in InviteFacts.caller_secret."""
-    if not tenant_known:
-        return Decision(Reject(403, "Forbidden - unknown tenant"))
-    if secret is None:
-        return Decision(Reject(403, "Forbidden - unknown extension"))
+    if not tenant_known or secret is None:
+        return Decision(FORBIDDEN, decoy_secret)
     return Decision(Register(domain, user), secret or None, "ext", user)
 
 
-AUTH_FAILURES = {
-    -2: "Forbidden - wrong password",
-    -3: "Forbidden - unknown user",
-    -8: "Forbidden - credentials are for another user",
-}
+# What pv_auth_check's result means for the request (Kamailio auth module's codes).
+AUTH_FAILED = {-2, -3, -8}      # wrong password, unknown user, auth user is not the To/From user
+AUTH_STALE = {-4, -6}           # nonce expired or already used (a replay): challenge, stale=true
 
 
-def auth_failure_reason(code):
-    """Reason for a 403 after a failed digest check, or None: challenge (again)."""
-    return AUTH_FAILURES.get(code)
+def auth_verdict(code: int) -> str:
+    """"ok", "failed" (answered 403 and counted towards the lockout), "stale" (challenged
+    again with stale=true: the phone recomputes without asking for the password) or
+    "challenge" (no credentials for this realm, or none that could be checked)."""
+    if code > 0:
+        return "ok"
+    if code in AUTH_FAILED:
+        return "failed"
+    return "stale" if code in AUTH_STALE else "challenge"

@@ -5,6 +5,8 @@ VAR/run/NAME.pid so that `down` stops exactly what `up` started, workers include
 All addresses and ports come from environment variables (Config.from_env).
 """
 import os
+import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,6 +37,7 @@ class Config:
     rtp_ports: tuple
     children: int
     aliases: tuple              # other addresses that are this proxy (cluster nodes' shared names)
+    auth_secret: str            # VPBX_AUTH_SECRET; "" = the one kept in Redis (AUTH_SECRET_KEY)
 
     @classmethod
     def from_env(cls, env=os.environ):
@@ -61,6 +64,7 @@ class Config:
             rtp_ports=(int(low), int(high)),
             children=int(env.get("VPBX_CHILDREN", "4")),
             aliases=tuple(a for a in env.get("VPBX_ALIASES", "").split(",") if a),
+            auth_secret=env.get("VPBX_AUTH_SECRET", ""),
         )
 
     @property
@@ -88,6 +92,23 @@ class Config:
 
 class StackError(RuntimeError):
     pass
+
+
+AUTH_SECRET_KEY = "vpbx:auth_secret"
+_SECRET = re.compile(r"^[A-Za-z0-9._~+/=-]{32,256}$")
+
+
+def auth_secret(cfg):
+    """The secret Kamailio's auth module makes its nonces with. Every node must have the
+    same one (a nonce is then genuine on every node): VPBX_AUTH_SECRET, else the one kept in
+    Redis, made by the first node that starts."""
+    if cfg.auth_secret:
+        if not _SECRET.match(cfg.auth_secret):
+            raise ValueError("VPBX_AUTH_SECRET takes 32 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -")
+        return cfg.auth_secret
+    r = cfg.redis()
+    r.set(AUTH_SECRET_KEY, secrets.token_hex(32), nx=True)
+    return r.get(AUTH_SECRET_KEY)
 
 
 def _dirs(cfg):
@@ -187,12 +208,16 @@ def running(cfg):
 
 
 def up(cfg, timeout=20.0, say=print):
+    if cfg.auth_secret:
+        auth_secret(cfg)            # refuse a bad VPBX_AUTH_SECRET before anything starts
     _dirs(cfg)
     already = running(cfg)
     for name, argv, env, ready in daemons(cfg):
         if name in already:
             say(f"{name}: already running (process group {already[name]})")
             continue
+        if name == "kamailio":      # after Redis has started
+            argv = [*argv, "-A", f'AUTH_SECRET="{auth_secret(cfg)}"']
         log = cfg.var / "log" / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from sipclient import SipClient
+
 VPBX = Path(__file__).resolve().parents[2] / "scripts" / "vpbx"
 
 
@@ -36,6 +38,12 @@ def snapshot(pbx):
     (["set", "t1.test", "colour", "blue"], "unknown setting"),
     (["set", "nope.test", "pbx_transfer", "on"], "unknown tenant"),
     (["show", "nope.test"], "unknown tenant"),
+    (["lock", "clear", "src", "host.example"], "not an IP address"),
+    (["lock", "clear", "src", "127.0.0.99"], "no failed logins recorded for source 127.0.0.99"),
+    (["lock", "clear", "ext", "t1.test"], "2 argument(s)"),
+    (["lock", "clear", "all", "now"], "0 argument(s)"),
+    (["lock", "set", "failures", "0"], "from 1 to 1000"),
+    (["lock", "set", "tries", "3"], "unknown limit"),
 ])
 def test_bad_input_exits_non_zero_with_a_message_and_writes_nothing(pbx, vpbx, args, message):
     before = snapshot(pbx)
@@ -75,3 +83,38 @@ def test_provisioning_round_trip(pbx, vpbx):
     assert pbx.redis.keys("*acme.example*") == []
     assert "127.0.0.1:5999" not in vpbx("trunk", "list").stdout
     assert pbx.redis.hgetall("vpbx:trunk_refer") == {}
+
+
+def test_lock_list_and_clear_round_trip(pbx, vpbx):
+    assert vpbx("lock", "set", "failures", "2").stdout.strip() == "lock failures = 2"
+    stranger = SipClient(pbx.cfg.sip_port, "127.0.0.7")
+    try:
+        for _ in range(2):
+            assert stranger.login("REGISTER", "200", "t1.test", "wrong")[1].code == 403
+        assert stranger.request("REGISTER", "200", "t1.test").status_line == "SIP/2.0 403 Forbidden"
+        listed = vpbx("lock", "list").stdout.splitlines()
+        assert listed[0] == "limits: 2 failures within 600 s lock for 900 s"
+        rows = sorted(line.split("\t")[:4] for line in listed[1:])
+        assert rows == [["ext", "200@t1.test", "locked", "2 failures"],
+                        ["src", "127.0.0.7", "locked", "2 failures"]]
+        cleared = vpbx("lock", "clear", "src", "127.0.0.7")
+        assert cleared.returncode == 0 and cleared.stdout.strip() == "cleared src 127.0.0.7"
+        # The extension is still locked for a source it is not registered from ...
+        assert stranger.request("REGISTER", "200", "t1.test").code == 403
+        assert vpbx("lock", "clear", "ext", "T1.test", "200").returncode == 0
+        # ... and with both cleared the stranger is challenged again.
+        assert stranger.request("REGISTER", "200", "t1.test").code == 401
+        assert stranger.login("REGISTER", "200", "t1.test", "wrong")[1].code == 403
+        assert vpbx("lock", "clear", "all").stdout.strip() == "cleared 2 source(s) and extension(s)"
+        assert pbx.redis.keys("vpbx:authfail:*") == []
+        assert vpbx("lock", "list").stdout.splitlines()[1:] == []
+    finally:
+        stranger.close()
+
+
+def test_a_bad_auth_secret_is_refused_before_anything_starts(tmp_path):
+    env = {**os.environ, "VPBX_VAR": str(tmp_path / "var"), "VPBX_AUTH_SECRET": "too short"}
+    result = subprocess.run([str(VPBX), "up"], env=env, capture_output=True, text=True, timeout=20)
+    assert result.returncode == 2
+    assert result.stderr.startswith("vpbx: VPBX_AUTH_SECRET takes 32 to 256 characters")
+    assert not (tmp_path / "var").exists()

@@ -11,12 +11,14 @@ def test_unregistered_extension_is_480(pbx):
     assert probe(pbx, "201", "202").startswith("480")
 
 
-def test_unknown_source_and_tenant_is_403(pbx):
-    assert probe(pbx, "555", "201", from_domain="unknown.test").startswith("403")
+def test_unknown_source_and_tenant_is_challenged_like_an_extension(pbx):
+    # No enumeration: a caller that is no extension gets the challenge a protected one gets
+    # (and a 403 for any credentials: test_auth.py).
+    assert probe(pbx, "555", "201", from_domain="unknown.test").startswith("407")
 
 
-def test_unknown_extension_of_known_tenant_is_403(pbx):
-    assert probe(pbx, "999", "201").startswith("403")
+def test_unknown_extension_of_known_tenant_is_challenged_like_an_extension(pbx):
+    assert probe(pbx, "999", "201").startswith("407")
 
 
 def test_call_across_tenants_is_403(pbx):
@@ -48,5 +50,5 @@ def test_trunk_call_to_non_extension_is_404(pbx):
 def test_tenant_is_named_by_domain_not_by_proxy_address(pbx):
     # Extensions present themselves with their tenant domain in From; the proxy's
     # address there identifies no tenant.
-    assert probe(pbx, "201", "202", from_domain="127.0.0.1").startswith("403")
+    assert probe(pbx, "201", "202", from_domain="127.0.0.1").startswith("407")
     assert TENANT

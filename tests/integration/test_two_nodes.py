@@ -5,8 +5,9 @@ import pytest
 from vpbx import stack
 
 from calls import callee, caller, register, talk
-from conftest import PASSWORD
+from conftest import PASSWORD, TENANT
 from harness import free_port, tm_current
+from sipclient import SipClient, digest
 
 
 @pytest.fixture(scope="module")
@@ -34,3 +35,29 @@ def test_registered_through_one_node_called_through_the_other(pbx, node2):
     a = caller(pbx, "200", "201", password=PASSWORD)    # through node 1
     talk(pbx, a, b)
     assert tm_current(node2) == 0
+
+
+def test_a_nonce_of_one_node_is_genuine_on_the_other(pbx, node2, running_stack):
+    # Both nodes make nonces with the secret kept in Redis (vpbx:auth_secret): node 2 takes
+    # node 1's nonce as genuine but stale (nonce counts are node-local) and challenges
+    # again with stale=true, so a phone recomputes without asking for the password.
+    one, two = SipClient(running_stack.sip_port), SipClient(node2.sip_port)
+    try:
+        challenge = one.request("REGISTER", "200", TENANT).challenge
+        for nonce, stale in ((challenge["nonce"], "true"), (forged(challenge["nonce"]), None)):
+            credentials = digest("REGISTER", f"sip:{TENANT}", "200", PASSWORD,
+                                 {**challenge, "nonce": nonce})
+            answer = two.request("REGISTER", "200", TENANT,
+                                 authorization=f"Authorization: {credentials}\r\n")
+            assert answer.code == 401 and answer.challenge.get("stale") == stale, answer.text
+        assert pbx.redis.keys("vpbx:loc:*") == [] and pbx.redis.keys("vpbx:authfail:*") == []
+        assert two.login("REGISTER", "200", TENANT, PASSWORD)[1].code == 200
+        pbx.store.unbind(TENANT, "200")
+    finally:
+        one.close()
+        two.close()
+
+
+def forged(nonce):
+    """The nonce with one character changed: no node made it."""
+    return nonce[:4] + ("A" if nonce[4] != "A" else "B") + nonce[5:]

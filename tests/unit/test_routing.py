@@ -1,12 +1,12 @@
 import pytest
 
 from vpbx import routing
-from vpbx.routing import (InviteFacts, Register, Reject, ToExtension, ToTrunk, auth_failure_reason,
-                          route_invite, route_register)
+from vpbx.routing import (FORBIDDEN, InviteFacts, Register, Reject, ToExtension, ToTrunk,
+                          auth_verdict, route_invite, route_register)
 
 BASE = dict(from_user="100", from_domain="acme.example", ruri_user="101", ruri_domain="acme.example",
             ruri_is_local=False, trunk_tenant=None, tenant_known=True, caller_secret="",
-            callee_is_ext=True, outbound=None)
+            callee_is_ext=True, outbound=None, decoy_secret="decoy")
 
 
 def decide(**changes):
@@ -28,9 +28,21 @@ def test_proxy_address_in_request_uri_means_the_callers_tenant():
     assert decide(ruri_domain="127.0.0.1", ruri_is_local=True).outcome == ToExtension("acme.example", "101")
 
 
+@pytest.mark.parametrize("changes", [
+    dict(tenant_known=False, caller_secret=None),     # unknown tenant
+    dict(caller_secret=None),                         # unknown extension
+    dict(tenant_known=False, caller_secret=None, callee_is_ext=False, ruri_domain="x.example"),
+])
+def test_callers_that_are_no_extension_are_challenged_like_protected_ones(changes):
+    # No enumeration: the same challenge as for a protected extension, a secret nobody
+    # knows, and the same refusal as a wrong password should the check ever pass.
+    d = decide(**changes)
+    assert (d.outcome, d.secret) == (FORBIDDEN, "decoy")
+    assert d.outcome == Reject(403, "Forbidden")
+    assert d.caller_role == ""
+
+
 @pytest.mark.parametrize("changes,code", [
-    (dict(tenant_known=False), 403),
-    (dict(caller_secret=None), 403),
     (dict(ruri_domain="other.example"), 403),
     (dict(callee_is_ext=False), 404),
     (dict(callee_is_ext=False, ruri_user="555", outbound="192.0.2.1:5060"), 404),
@@ -60,17 +72,29 @@ def test_trunk_call_to_non_extension_is_404():
 
 
 def test_register():
-    assert route_register("acme.example", "100", True, "ha1").outcome == Register("acme.example", "100")
-    assert route_register("acme.example", "100", True, "ha1").secret == "ha1"
-    assert route_register("acme.example", "100", True, "").secret is None
-    assert route_register("acme.example", "100", False, None).outcome.code == 403
-    assert route_register("acme.example", "100", True, None).outcome.code == 403
+    assert route_register("acme.example", "100", True, "ha1", "decoy").outcome == Register("acme.example", "100")
+    assert route_register("acme.example", "100", True, "ha1", "decoy").secret == "ha1"
+    assert route_register("acme.example", "100", True, "", "decoy").secret is None   # open
 
 
-def test_auth_failures():
-    assert "wrong password" in auth_failure_reason(-2)
-    assert auth_failure_reason(-5) is None      # no credentials: challenge
-    assert auth_failure_reason(-4) is None      # stale nonce: challenge again
+@pytest.mark.parametrize("known,secret", [(False, None), (True, None)])
+def test_register_of_no_extension_is_challenged_against_the_decoy(known, secret):
+    d = route_register("acme.example", "999", known, secret, "decoy")
+    assert (d.outcome, d.secret) == (FORBIDDEN, "decoy")
+
+
+@pytest.mark.parametrize("code,verdict", [
+    (1, "ok"), (2, "ok"),
+    (-2, "failed"),         # wrong password (or the decoy)
+    (-3, "failed"),         # unknown user
+    (-8, "failed"),         # the auth user is another user
+    (-4, "stale"),          # nonce expired, or its nc seen before: a replay
+    (-6, "stale"),          # one-time nonce used again: a replay
+    (-5, "challenge"),      # no credentials for the realm
+    (-1, "challenge"),      # credentials that could not be checked (e.g. a forged nonce)
+])
+def test_auth_verdicts(code, verdict):
+    assert auth_verdict(code) == verdict
 
 
 @pytest.mark.parametrize("number,prefixes,allowed", [
