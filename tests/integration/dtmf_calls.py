@@ -104,6 +104,15 @@ def rtp_typed_call(pbx, digits, *, typist="caller", caller_ext="201", callee_ext
     return typist_peer, listener_peer
 
 
+def type_over_audio(typist, typist_dest, listener, listener_dest, digits, packets=60):
+    """The typist's RtpPeer types `digits` as RFC 4733 events while the listener's sends
+    `packets` of audio (rtpengine reports digits only while media flows both ways)."""
+    audio = threading.Thread(target=listener.exchange, args=(listener_dest, packets))
+    audio.start()
+    typist.dtmf(typist_dest, digits)
+    audio.join()
+
+
 def completed_codes(pbx, *fields):
     """The completed-code events on the PBX event stream, as tuples of `fields`."""
     return [tuple(e[f] for f in fields) for _, e in pbx.store.events() if e["type"] == "code"]

@@ -5,14 +5,13 @@ import json
 import re
 import socket
 import subprocess
-import threading
 
 import pytest
 
 from vpbx import stack
 
 from calls import callee, caller, register
-from dtmf_calls import completed_codes
+from dtmf_calls import completed_codes, type_over_audio
 from harness import RtpPeer, free_port, kamcmd, read_port, wait_for
 
 STRANGER = "127.0.0.7"
@@ -109,10 +108,7 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
     assert not pbx.redis.exists(f"vpbx:dtmf:{{{callid}}}:caller")
     assert "x_phase" not in pbx.store.call_load(callid)
 
-    audio = threading.Thread(target=b.media.exchange, args=(b_dest, 60))
-    audio.start()
-    a.media.dtmf(a_dest, "*100")
-    audio.join()
+    type_over_audio(a.media, a_dest, b.media, b_dest, "*100")
     a.passed()
     b.passed()
     assert completed_codes(pbx, "code", "source") == [("*100", "rtp")]
@@ -144,13 +140,10 @@ def test_digits_injected_into_the_employees_rtp_port_do_nothing(pbx_transfer):
     # rtpengine learns where A sends from within 3 s of the last signalling, then holds to it.
     a.media.exchange(a_dest, 175)
     intruder = RtpPeer(0xBAD, ip=STRANGER)
-    audio = threading.Thread(target=b.media.exchange, args=(b_dest, 120))
-    audio.start()
-    intruder.dtmf(a_dest, "*202#")
+    type_over_audio(intruder, a_dest, b.media, b_dest, "*202#")
     assert completed_codes(pbx, "code") == []
-    assert not pbx.redis.exists(f"vpbx:dtmf:{{{pbx.store.call_keys()[0].split('{', 1)[1].rstrip('}')}}}:caller")
-    a.media.dtmf(a_dest, "*100")
-    audio.join()
+    assert pbx.redis.keys("vpbx:dtmf:*") == []
+    type_over_audio(a.media, a_dest, b.media, b_dest, "*100")
     a.passed()
     b.passed()
     intruder.close()

@@ -3,11 +3,9 @@ legs it joins) count only when they come from the address the dialog record hold
 side they claim to be from, or from where that extension is registered now. The client knows
 every identifier of its call; forging the employee's requests from another address gets 403
 and changes nothing."""
-import threading
-
 from calls import callee, caller, register
 from conftest import TENANT
-from dtmf_calls import RELAY, caller_info, completed_codes
+from dtmf_calls import RELAY, caller_info, completed_codes, type_over_audio
 from forged import SDP, STRANGER, Dialog, send
 from harness import free_port, read_port, wait_for
 from transfer_calls import target, transferring_call, who_hears
@@ -90,10 +88,7 @@ def test_the_client_on_a_trunk_cannot_type_for_the_employee_it_called(pbx_transf
             "callee", "INFO", 100 + n, src, body=f"Signal={key}\r\nDuration=160", ctype=RELAY),
             source=source) == REFUSED
     a_dest, c_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, c.name)
-    audio = threading.Thread(target=c.media.exchange, args=(c_dest, 60))
-    audio.start()
-    a.media.dtmf(a_dest, "*100")
-    audio.join()
+    type_over_audio(a.media, a_dest, c.media, c_dest, "*100")
     c.passed()
     a.passed()
     assert completed_codes(pbx, "code", "party") == [("*100", "callee")]
