@@ -5,7 +5,7 @@ import sys
 
 import redis
 
-from . import settings, stack
+from . import limits, settings, stack
 from .ngclient import NgError
 from .store import Store
 
@@ -59,6 +59,11 @@ def parser():
     setting.add_argument("key")
     setting.add_argument("value")
     sub.add_parser("show", help="a tenant's settings").add_argument("domain")
+    limits_cmd = sub.add_parser(
+        "limits", help="requests a second from one source address, per kind (no arguments: "
+                       "show them; KIND VALUE: set one, 0 = no limit)")
+    limits_cmd.add_argument("kind", nargs="?", metavar="KIND", help=", ".join(limits.KINDS))
+    limits_cmd.add_argument("value", nargs="?", metavar="VALUE")
     return p
 
 
@@ -183,7 +188,19 @@ def cmd_show(cfg, args):
     print(f"outbound_trunk = {outbound or '-'}")
 
 
+def cmd_limits(cfg, args):
+    store = Store(cfg.redis())
+    if args.kind is not None:
+        if args.value is None:
+            raise ValueError("limits takes no argument (show) or KIND VALUE (set)")
+        print(f"{args.kind} = {store.limit_set(args.kind, args.value)}")
+        return
+    for kind, rate in store.limits_show().items():
+        print(f"{kind} = {rate}")
+
+
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run, "demo": cmd_demo,
     "tenant": cmd_tenant, "ext": cmd_ext, "trunk": cmd_trunk, "set": cmd_set, "show": cmd_show,
+    "limits": cmd_limits,
 }
