@@ -54,3 +54,23 @@ def test_refused(value, prefixes, code):
 def test_external_numbers_the_tenant_allows():
     assert decide("<tel:+4930123456>", prefixes="+49") == "<sip:+4930123456@t1.test>"
     assert decide("<sip:004930123456@t1.test>", prefixes="0049") == "<sip:004930123456@t1.test>"
+
+
+def test_a_trunks_party_goes_to_an_external_number_only_when_the_tenant_allows_it():
+    value = parse_refer_to("<sip:004930123456@t1.test>")
+
+    def decide_for(trunk_client, trunk_to_trunk):
+        return normalise(value, "t1.test", {"t1.test"}.__contains__, lambda user: False,
+                         "0049", lambda host: False, trunk_client=trunk_client,
+                         trunk_to_trunk=trunk_to_trunk)
+
+    assert decide_for(False, False) == "<sip:004930123456@t1.test>"     # an extension's
+    assert decide_for(True, True) == "<sip:004930123456@t1.test>"
+    refused = decide_for(True, False)
+    assert refused == Refused(403, "Forbidden - a trunk's party to an external number")
+
+
+def test_a_trunks_party_may_always_go_to_an_extension():
+    assert normalise(parse_refer_to("<sip:100@t1.test>"), "t1.test", {"t1.test"}.__contains__,
+                     lambda user: user == "100", "", lambda host: False,
+                     trunk_client=True) == "<sip:100@t1.test>"
