@@ -109,6 +109,10 @@ def test_a_scanners_requests_are_dropped_before_any_redis_work(pbx, user_agent):
     written = {k: v for k, v in after.items() if before.get(k) != v}
     assert written == {k: "1" for k in written if k.startswith(f"vpbx:rate:invite:{STRANGER}:")}
     assert len(written) == 1                            # the plain INVITE's count
+    log = (pbx.cfg.var / "log" / "kamailio.log").read_text(errors="replace")
+    # Logged, but at most once per worker and 10 s (an earlier case's line may stand for it).
+    assert any(f"from udp:{STRANGER}:" in line and "scanner User-Agent" in line
+               for line in log.splitlines())
     scanner.close()
     plain.close()
 
