@@ -29,6 +29,8 @@ KEY_TTL = 2 * WINDOW + 1    # a window's counter is read during the next one too
 # scanner or a flood does not.
 DEFAULT_RATES = {"register": 20, "invite": 20, "options": 20}
 MAX_RATE = 100000
+MINUTE = 60                 # seconds: the window of the tenants' transfer caps
+TRANSFER_KEY_TTL = 2 * MINUTE + 1
 BLOCK_HOLD = 1.0            # seconds a worker refuses an over-limit source without asking Redis
 
 
@@ -108,7 +110,7 @@ def refused_rate(kind: str, stored: Optional[str], count: Count, now: float) -> 
 
 def transfers_over(cap: int, count: Count, now: float) -> bool:
     """A tenant's transfer, counted in `count` per minute: over `cap` a minute (0 = no cap)?"""
-    return over(cap, count, window(now, 60)[1])
+    return over(cap, count, window(now, MINUTE)[1])
 
 
 class Blocked:

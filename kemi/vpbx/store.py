@@ -304,13 +304,13 @@ class Store:
 
     def transfer_counted(self, tenant, now):
         """Count one more transfer of the tenant -> limits.Count (per minute)."""
-        index, _ = limits.window(now, 60)
-        return _count(self.fast.pipeline(*_counting(transfers_key(tenant, index),
-                                                    transfers_key(tenant, index - 1), 121)))
+        index, _ = limits.window(now, limits.MINUTE)
+        return _count(self.fast.pipeline(*_counting(
+            transfers_key(tenant, index), transfers_key(tenant, index - 1), limits.TRANSFER_KEY_TTL)))
 
     def transfer_uncounted(self, tenant, now):
         """Take back a transfer counted by transfer_counted that did not go ahead."""
-        self.fast.pipeline(("DECR", transfers_key(tenant, limits.window(now, 60)[0])))
+        self.fast.pipeline(("DECR", transfers_key(tenant, limits.window(now, limits.MINUTE)[0])))
 
     # ---- dialog record ----------------------------------------------------
 

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from conftest import TENANT
-from harness import Sipp, free_port, wait_for
+from harness import Sipp
 from vpbx import limits
 from vpbx.stack import ROOT
 
