@@ -64,6 +64,8 @@ def effective_rate(kind: str, stored: Optional[str]) -> int:
 def source_key(ip: str) -> str:
     """The address a rate is counted for: the IPv4 address, or an IPv6 address's /64 (one
     subscriber's share: a host picks addresses in it at will)."""
+    if ":" not in ip:                   # IPv4 as Kamailio gives it (the per-call path)
+        return ip
     try:
         addr = ipaddress.ip_address(ip.strip("[]"))
     except ValueError:
