@@ -340,6 +340,9 @@ def main():
         store.tenant_add(TENANT)
         for ext in (CALLER, *CALLEES.values()):
             store.ext_add(TENANT, ext)
+        # One source places every call, at RATE a second: above the default INVITE rate
+        # limit of a source. Raised, not switched off, so that the counting is measured.
+        store.limit_set("invite", str(max(RATE * 4, 1000)))
         if ONLY != "codes":
             native_port = free_port()
             native = start_native(procs, work, cfg, native_port)

@@ -5,7 +5,7 @@ import sys
 
 import redis
 
-from . import lockout, lockstore, settings, stack
+from . import limits, lockout, lockstore, settings, stack
 from .ngclient import NgError
 from .store import Store
 
@@ -69,6 +69,11 @@ def parser():
     limit = lock.add_parser("set", help="a limit: " + ", ".join(lockout.LIMITS))
     limit.add_argument("name")
     limit.add_argument("value")
+    limits_cmd = sub.add_parser(
+        "limits", help="requests a second from one source address, per kind (no arguments: "
+                       "show them; KIND VALUE: set one, 0 = no limit)")
+    limits_cmd.add_argument("kind", nargs="?", metavar="KIND", help=", ".join(limits.KINDS))
+    limits_cmd.add_argument("value", nargs="?", metavar="VALUE")
     return p
 
 
@@ -212,10 +217,20 @@ def cmd_lock(cfg, args):
         count = lockstore.clear(r, args.kind, tuple(args.subject))
         print(f"cleared {count} source(s) and extension(s)" if args.kind == "all" else
               f"cleared {args.kind} {' '.join(args.subject)}")
+def cmd_limits(cfg, args):
+    store = Store(cfg.redis())
+    if args.kind is not None:
+        if args.value is None:
+            raise ValueError("limits takes no argument (show) or KIND VALUE (set)")
+        print(f"{args.kind} = {store.limit_set(args.kind, args.value)}")
+        return
+    for kind, rate in store.limits_show().items():
+        print(f"{kind} = {rate}")
 
 
 COMMANDS = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run, "demo": cmd_demo,
     "tenant": cmd_tenant, "ext": cmd_ext, "trunk": cmd_trunk, "set": cmd_set, "show": cmd_show,
     "lock": cmd_lock,
+    "limits": cmd_limits,
 }

@@ -10,7 +10,7 @@ import logging
 import os
 import time
 
-from . import codes, routing, sdp as sdp_text, transfer as t
+from . import codes, limits, routing, sdp as sdp_text, settings, transfer as t
 from .media import Media
 from .registration import parse_contact
 from .sounds import Sounds
@@ -19,6 +19,8 @@ from .store import SIDES, peer
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
 RETURN_CODE = "*1"
+TRUNK_TO_TRUNK = "trunk_to_trunk"           # refusal reasons of Transfer (transfer.py)
+TOO_MANY_TRANSFERS = "too_many_transfers"
 
 
 def legs_of(call):
@@ -95,6 +97,7 @@ class Engine:
         self.store, self.ng, self.sip = store, ng, sip
         self.sounds = Sounds(sounds_dir)
         self.rpc_socket = rpc_socket
+        self.throttle = limits.Throttle()       # log lines of refused transfers
 
     # ---- events in ----------------------------------------------------------
 
@@ -120,7 +123,10 @@ class Engine:
         own, others = call.get(f"{side}_ext", ""), call.get(f"{other}_ext", "")
         exact, _ = self.store.ext_match(call["tenant"], ext)
         external = not exact and routing.external_target(ext, call.get("transfer_external", ""))
-        if external:
+        if external and call.get(f"{other}_role") == "trunk" and call.get(
+                "transfer_trunk_to_trunk") != "on":
+            refused = TRUNK_TO_TRUNK        # a client on a trunk sent out again: toll fraud
+        elif external:
             refused = "" if self.store.outbound_trunk(call["tenant"]) else "no_outbound_trunk"
         elif not exact:
             refused = "no_such_extension"
@@ -130,7 +136,26 @@ class Engine:
             refused = "not_registered"
         else:
             refused = ""
+        if not refused and not self.transfer_allowed(call):
+            refused = TOO_MANY_TRANSFERS
         return t.Transfer(side, ext, leg_ext=own, refused=refused, external=external)
+
+    def transfer_allowed(self, call):
+        """Count one more transfer of the call's tenant -> False when that is over the
+        tenant's transfer_max_per_minute (the refused one is not counted)."""
+        cap = int(call.get("transfer_max_per_minute",       # records from before the setting
+                           settings.SETTINGS["transfer_max_per_minute"].default) or 0)
+        if not cap:
+            return True
+        now = time.time()
+        if not limits.transfers_over(cap, self.store.transfer_counted(call["tenant"], now), now):
+            return True
+        self.store.transfer_uncounted(call["tenant"], now)
+        skipped = self.throttle.allow(f"transfers:{call['tenant']}", now)
+        if skipped is not None:
+            log.warning("vpbx: tenant %s: transfer refused, over %d a minute (%d more refused "
+                        "since the last such line)", call["tenant"], cap, skipped)
+        return False
 
     def handle(self, callid, event, call=None):
         """Apply one event atomically and execute its effects. -> the effects that concern

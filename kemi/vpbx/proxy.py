@@ -14,6 +14,7 @@ import KSR
 from . import codes, dtmf, refer, registration, resp, routing, settings, transfer, uac
 from .engine import Engine
 from .lockstore import LockStore
+from .guard import Guard
 from .media import Media
 from .ngclient import NgClient
 from .sipmsg import (FORBIDDEN, address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
@@ -40,6 +41,7 @@ class Proxy(TransferRoutes):
     def __init__(self):
         self._store = None      # per process, connected lazily after fork
         self._engine = None
+        self.guard = Guard()    # per process: scanners, request rates (counted in Redis)
         # scripts/vpbx passes Kamailio the addresses of Redis and rtpengine's ng socket.
         host, _, port = os.environ.get("VPBX_RTPE_NG", "127.0.0.1:2223").rpartition(":")
         self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
@@ -108,12 +110,14 @@ class Proxy(TransferRoutes):
             return
         if KSR.tm.t_check_trans() == 0:         # retransmission already answered
             return
+        if self.guard.scanner(pv("$ua")):
+            return
         if KSR.is_REGISTER():
             self.route_register()
         elif KSR.is_INVITE():
             self.route_invite()
         elif KSR.is_OPTIONS() and KSR.is_myself_ruri() > 0:
-            KSR.sl.sl_send_reply(200, "OK")
+            self.route_options()
         elif pv("$rm") == "REFER":
             KSR.sl.sl_send_reply(403, "Forbidden - REFER outside a dialog")
         else:
@@ -290,9 +294,22 @@ class Proxy(TransferRoutes):
                 KSR.err(f"vpbx: timer {callid} {leg} {what}: {traceback.format_exc()}")
         return 1
 
+    def route_options(self):
+        ip, port, now = pv("$si"), pv("$sp"), time.time()
+        hostport = address(ip, port)
+        if self.guard.held("options", hostport, now) or self.guard.refused(
+                "options", hostport, self.store.options_rate(hostport, ip, now), now):
+            return
+        KSR.sl.sl_send_reply(200, "OK")
+
     def route_register(self):
-        domain, user = pv("$td"), pv("$tU")
-        known, secret, binding = self.store.register_facts(domain, user)
+        domain, user, ip, port = pvs("$td", "$tU", "$si", "$sp")
+        hostport, now = address(ip, port), time.time()
+        if self.guard.held("register", hostport, now):
+            return
+        known, secret, binding, rate = self.store.register_facts(domain, user, hostport, ip, now)
+        if self.guard.refused("register", hostport, rate, now):
+            return
         decision = routing.route_register(domain, user, known, secret, self.decoy_secret)
         if not self.authenticated(decision, domain, user) or self.rejected(decision):
             return
@@ -324,8 +341,13 @@ class Proxy(TransferRoutes):
          body, replaces) = pvs("$fU", "$fd", "$rU", "$rd", "$pr", "$si", "$sp", "$Ri", "$Rp",
                                "$fu", "$fn", "$ft", "$ct", "$cs", "$ai", "$hdr(Privacy)", "$tu",
                                "$rb", "$hdr(Replaces)")
-        trunk, known, tenant, caller_secret, callee_secret, binding = self.store.invite_facts(
-            address(src_ip, src_port), from_domain, from_user, ruri_user)
+        hostport, now = address(src_ip, src_port), time.time()
+        if self.guard.held("invite", hostport, now):
+            return
+        trunk, known, tenant, caller_secret, callee_secret, binding, rate = self.store.invite_facts(
+            hostport, from_domain, from_user, ruri_user, src_ip, now)
+        if not trunk and self.guard.refused("invite", hostport, rate, now):
+            return
         decision = routing.route_invite(routing.InviteFacts(
             from_user=from_user, from_domain=from_domain,
             ruri_user=ruri_user, ruri_domain=ruri_domain,

@@ -77,21 +77,27 @@ class Refused:
     reason: str
 
 
-def normalise(refer_to, tenant, is_tenant, is_ext, external_prefixes, proxy_host):
+def normalise(refer_to, tenant, is_tenant, is_ext, external_prefixes, proxy_host,
+              trunk_client=False, trunk_to_trunk=False):
     """Where the transferee will be sent -> the Refer-To value to relay, or Refused.
 
     is_tenant(domain) -> whether domain is a known tenant (asked only for a foreign host);
     is_ext(user) -> whether user is an extension of the tenant; proxy_host(host) -> whether
-    host names this proxy."""
+    host names this proxy. trunk_client: the transferee is a trunk's party, who may be sent
+    to (call) an external number only when the tenant allows it (trunk_to_trunk)."""
     host = refer_to.host
     if refer_to.scheme != "tel" and host != tenant and not proxy_host(host):
         if is_tenant(host.split(":")[0]):
             return Refused(403, "Forbidden - transfer to another tenant")
         return Refused(403, "Forbidden - transfer target outside the tenant")
     user = refer_to.user
-    if not is_ext(user) and not routing.external_target(user, external_prefixes):
-        return Refused(403, "Forbidden - no such extension, or an external number "
-                            "the tenant does not allow")
+    if not is_ext(user):
+        if not routing.external_target(user, external_prefixes):
+            return Refused(403, "Forbidden - no such extension, or an external number "
+                                "the tenant does not allow")
+        # (With Replaces the transferee joins a call in progress: nothing new goes out.)
+        if trunk_client and not trunk_to_trunk and not refer_to.replaces:
+            return Refused(403, "Forbidden - a trunk's party to an external number")
     uri = f"sip:{user}@{tenant}"
     if refer_to.replaces:
         r = refer_to.replaces

@@ -46,6 +46,12 @@ SETTINGS = {
     "transfer_external": Setting(
         "prefixes", "", "External numbers a code may transfer to, by prefix (e.g. 0049,0030; "
         "'' = none: extensions only, the toll-fraud guard); called via the outbound trunk."),
+    "transfer_max_per_minute": Setting(
+        "int", 30, "Transfers the PBX carries out for the tenant in any minute (codes and the "
+        "REFERs it answers itself); more are refused. 0 = no cap.", low=0, high=10000),
+    "transfer_trunk_to_trunk": Setting(
+        "bool", False, "Allow transferring a client on a trunk to an external number (out "
+        "through the outbound trunk again): the classic toll fraud, off by default."),
 }
 
 _TRUE = {"on", "yes", "true", "1"}

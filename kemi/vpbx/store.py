@@ -5,7 +5,7 @@ The key schema is documented in docs/redis-keys.md; keep the two in step.
 import hashlib
 import json
 
-from . import provisioning, resp, settings
+from . import limits, provisioning, resp, settings
 
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
@@ -14,6 +14,7 @@ TRUNK_REFER = PREFIX + "trunk_refer"    # hash  IP:PORT -> "pass" (absent: "term
 DUE = PREFIX + "due"                    # zset  "<call-id> <leg> <what>" -> when due
 EVENTS = PREFIX + "events"              # stream of PBX events (completed codes, ...)
 EVENTS_MAXLEN = 10000
+LIMITS = PREFIX + "limits"              # hash  register|invite|options -> requests/s per source
 
 CALL_TTL = 6 * 3600                     # safety net; refreshed by in-dialog requests
 
@@ -32,6 +33,39 @@ def extidx_key(domain):
 
 def loc_key(domain, ext):
     return f"{PREFIX}loc:{domain}:{ext}"     # hash: the extension's registered binding
+
+
+def rate_key(kind, source, index):
+    # string counter: requests of `kind` from `source` (limits.source_key) in window `index`
+    return f"{PREFIX}rate:{kind}:{source}:{index}"
+
+
+def transfers_key(tenant, index):
+    return f"{PREFIX}transfers:{tenant}:{index}"    # string counter: transfers in minute `index`
+
+
+def _counting(key, previous, ttl):
+    """Commands that count one more in `key` and read the count of the window before."""
+    return (("INCR", key), ("EXPIRE", key, ttl), ("GET", previous))
+
+
+def _count(replies):
+    current, _, previous = replies
+    return limits.Count(int(current), int(previous or 0))
+
+
+def _rate_commands(kind, ip, now):
+    """Counting a request of `kind` from `ip` in the pipeline of its lookups (no round trip
+    of its own), with the operator's rate for it."""
+    index, _ = limits.window(now)
+    source = limits.source_key(ip)
+    return (*_counting(rate_key(kind, source, index), rate_key(kind, source, index - 1),
+                       limits.KEY_TTL), ("HGET", LIMITS, kind))
+
+
+def _rate_facts(replies):
+    """-> (limits.Count, the operator's rate or None) from _rate_commands' replies."""
+    return _count(replies[:3]), replies[3]
 
 
 def call_key(callid):
@@ -201,26 +235,28 @@ class Store:
 
     # ---- routing lookups (the proxy; one round trip each) ---------------
 
-    def invite_facts(self, source, from_domain, from_user, ruri_user):
+    def invite_facts(self, source, from_domain, from_user, ruri_user, ip, now):
         """-> (trunk's tenant or None, tenant known, tenant hash, caller secret, callee secret,
-        callee binding).
+        callee binding, rate: (limits.Count, operator's rate) of INVITEs from `ip`).
 
         Secrets: None = no such extension, "" = open, else HA1. Binding: {} when the callee is
         not registered. Reads the From domain's tenant; a call from a trunk of another tenant
         costs a second round trip."""
-        trunk, tenant, known, (caller, callee), binding = self.fast.pipeline(
+        trunk, tenant, known, (caller, callee), binding, *rate = self.fast.pipeline(
             ("HGET", TRUNKS, source),
             ("HGETALL", tenant_key(from_domain)),
             ("SISMEMBER", TENANTS, from_domain),
             ("HMGET", exts_key(from_domain), from_user, ruri_user),
-            ("HGETALL", loc_key(from_domain, ruri_user)))
+            ("HGETALL", loc_key(from_domain, ruri_user)),
+            *_rate_commands("invite", ip, now))
+        rate = _rate_facts(rate)
         if trunk and trunk != from_domain:
             tenant, callee, binding = self.fast.pipeline(
                 ("HGETALL", tenant_key(trunk)),
                 ("HGET", exts_key(trunk), ruri_user),
                 ("HGETALL", loc_key(trunk, ruri_user)))
-            return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding)
-        return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding)
+            return trunk, True, _as_dict(tenant), None, callee, _as_dict(binding), rate
+        return trunk, bool(known), _as_dict(tenant), caller, callee, _as_dict(binding), rate
 
     def is_tenant(self, domain):
         return bool(self.fast.pipeline(("SISMEMBER", TENANTS, domain))[0])
@@ -233,13 +269,44 @@ class Store:
         """The extension's registered binding, {} when it is not registered."""
         return _as_dict(self.fast.pipeline(("HGETALL", loc_key(domain, ext)))[0])
 
-    def register_facts(self, domain, user):
-        """-> (tenant known, secret as in invite_facts, current binding)"""
-        known, secret, binding = self.fast.pipeline(
+    def register_facts(self, domain, user, source, ip, now):
+        """-> (tenant known, secret as in invite_facts, current binding, rate of REGISTERs from
+        `ip` as in invite_facts, or None when `source` (IP:PORT) is a trunk: not limited)"""
+        known, secret, binding, trunk, *rate = self.fast.pipeline(
             ("SISMEMBER", TENANTS, domain),
             ("HGET", exts_key(domain), user),
-            ("HGETALL", loc_key(domain, user)))
-        return bool(known), secret, _as_dict(binding)
+            ("HGETALL", loc_key(domain, user)),
+            ("HGET", TRUNKS, source),
+            *_rate_commands("register", ip, now))
+        return bool(known), secret, _as_dict(binding), None if trunk else _rate_facts(rate)
+
+    def options_rate(self, source, ip, now):
+        """An OPTIONS outside a dialog (one round trip) -> its rate as in register_facts."""
+        trunk, *rate = self.fast.pipeline(("HGET", TRUNKS, source),
+                                          *_rate_commands("options", ip, now))
+        return None if trunk else _rate_facts(rate)
+
+    # ---- abuse limits ----------------------------------------------------
+
+    def limits_show(self):
+        """{kind: requests a second in force} (vpbx limits)."""
+        stored = self.r.hgetall(LIMITS)
+        return {kind: limits.effective_rate(kind, stored.get(kind)) for kind in limits.KINDS}
+
+    def limit_set(self, kind, text):
+        rate = limits.parse_rate(kind, text)
+        self.r.hset(LIMITS, kind, rate)
+        return rate
+
+    def transfer_counted(self, tenant, now):
+        """Count one more transfer of the tenant -> limits.Count (per minute)."""
+        index, _ = limits.window(now, limits.MINUTE)
+        return _count(self.fast.pipeline(*_counting(
+            transfers_key(tenant, index), transfers_key(tenant, index - 1), limits.TRANSFER_KEY_TTL)))
+
+    def transfer_uncounted(self, tenant, now):
+        """Take back a transfer counted by transfer_counted that did not go ahead."""
+        self.fast.pipeline(("DECR", transfers_key(tenant, limits.window(now, limits.MINUTE)[0])))
 
     # ---- dialog record ----------------------------------------------------
 

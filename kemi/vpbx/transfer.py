@@ -223,7 +223,8 @@ def _ignore(state, event, rules):
 
 # What a phone that asked with REFER is told (sipfrag status lines).
 REFUSED_STATUS = {"no_such_extension": "404 Not Found", "not_registered": "480 Temporarily Unavailable",
-                  "own_call": "403 Forbidden", "no_outbound_trunk": "503 Service Unavailable"}
+                  "own_call": "403 Forbidden", "no_outbound_trunk": "503 Service Unavailable",
+                  "trunk_to_trunk": "403 Forbidden", "too_many_transfers": "503 Service Unavailable"}
 FAILURE_STATUS = {"busy": "486 Busy Here", "rejected": "603 Decline",
                   "no_answer": "408 Request Timeout", "unavailable": "480 Temporarily Unavailable",
                   "not_registered": "480 Temporarily Unavailable"}

@@ -41,6 +41,12 @@ def failure_reason(status):
     return "unavailable"
 
 
+def refuse_over_cap():
+    """A REFER the proxy would carry out while its tenant is over transfer_max_per_minute."""
+    KSR.hdr.append_to_reply("Retry-After: 60\r\n")
+    KSR.tm.t_reply(503, "Service Unavailable - too many transfers")
+
+
 class TransferRoutes:
     # ---- phones' REFERs -------------------------------------------------------
 
@@ -67,7 +73,10 @@ class TransferRoutes:
             target, tenant, self.store.is_tenant,
             lambda user: self.store.ext_match(tenant, user)[0],
             call.get("transfer_external", ""),
-            lambda host: KSR.is_myself(f"sip:{host}") > 0)
+            lambda host: KSR.is_myself(f"sip:{host}") > 0,
+            # The transferee is the REFER's other party: a client on a trunk?
+            trunk_client=call.get(f"{peer(sender_side())}_role") == "trunk",
+            trunk_to_trunk=call.get("transfer_trunk_to_trunk") == "on")
         if isinstance(decided, refer.Refused):
             KSR.sl.sl_send_reply(decided.code, decided.reason)
             return False
@@ -107,6 +116,9 @@ class TransferRoutes:
         else:
             event = dataclasses.replace(
                 self.engine.transfer_event(call, state, side, target.user), refer=True)
+            if event.refused == engine_mod.TOO_MANY_TRANSFERS:
+                refuse_over_cap()
+                return True
         KSR.tm.t_reply(202, "Accepted")
         self.engine.handle(callid, event, call)
         return True
@@ -140,6 +152,8 @@ class TransferRoutes:
             KSR.tm.t_reply(501, "Not Implemented - attended REFER between two trunk calls")
         elif not other.get(f"{b_side}_sdp"):
             KSR.tm.t_reply(501, "Not Implemented - the other call has no SDP of its target")
+        elif not self.engine.transfer_allowed(call):
+            refuse_over_cap()
         else:
             return transfer.Transfer(side, other.get(f"{b_side}_ext", ""),
                                      leg_ext=call.get(f"{side}_ext", ""), refer=True,

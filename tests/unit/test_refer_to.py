@@ -71,3 +71,30 @@ def test_a_call_may_be_replaced_by_its_parties_and_a_granted_transferee_in_time(
     assert not refer.may_replace("ext:203", parties, granted, 1001.0)
     assert not refer.may_replace("ext:202", parties, "", 1001.0)
     assert not refer.may_replace("ext:202", parties, "ext:202 soon", 1001.0)
+
+
+def test_a_trunks_party_goes_to_an_external_number_only_when_the_tenant_allows_it():
+    value = parse_refer_to("<sip:004930123456@t1.test>")
+
+    def decide_for(trunk_client, trunk_to_trunk):
+        return normalise(value, "t1.test", {"t1.test"}.__contains__, lambda user: False,
+                         "0049", lambda host: False, trunk_client=trunk_client,
+                         trunk_to_trunk=trunk_to_trunk)
+
+    assert decide_for(False, False) == "<sip:004930123456@t1.test>"     # an extension's
+    assert decide_for(True, True) == "<sip:004930123456@t1.test>"
+    refused = decide_for(True, False)
+    assert refused == Refused(403, "Forbidden - a trunk's party to an external number")
+
+
+def test_a_trunks_party_may_join_a_call_with_an_external_number():
+    """Replaces: the transferee takes over a call in progress, no new call goes out."""
+    value = parse_refer_to("<sip:004930123456@t1.test?Replaces=abc%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>")
+    assert normalise(value, "t1.test", {"t1.test"}.__contains__, lambda user: False, "0049",
+                     lambda host: False, trunk_client=True).startswith("<sip:004930123456@t1.test?")
+
+
+def test_a_trunks_party_may_always_go_to_an_extension():
+    assert normalise(parse_refer_to("<sip:100@t1.test>"), "t1.test", {"t1.test"}.__contains__,
+                     lambda user: user == "100", "", lambda host: False,
+                     trunk_client=True) == "<sip:100@t1.test>"

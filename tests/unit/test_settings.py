@@ -8,7 +8,8 @@ def test_defaults_when_nothing_is_stored():
         "pbx_transfer": False, "transfer_caller_id": False, "transfer_hold_media": "music",
         "transfer_digit_timeout": 3, "transfer_no_answer_timeout": 15, "transfer_recall": True,
         "transfer_recall_retries": 2, "transfer_recall_delay": 10, "transfer_ringback_hz": 425,
-        "transfer_ringback_on_ms": 1000, "transfer_ringback_off_ms": 4000, "transfer_external": ""}
+        "transfer_ringback_on_ms": 1000, "transfer_ringback_off_ms": 4000, "transfer_external": "",
+        "transfer_max_per_minute": 30, "transfer_trunk_to_trunk": False}
 
 
 @pytest.mark.parametrize("text,stored", [("on", "on"), ("YES", "on"), ("1", "on"), ("off", "off"),
