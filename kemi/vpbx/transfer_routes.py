@@ -100,7 +100,7 @@ class TransferRoutes:
         other = peer(side)
         if call.get(f"{other}_role") != "trunk":
             return False
-        hostport = trunk_address(call, peer)
+        hostport = trunk_address(call, other)
         if self.store.trunk_refer(hostport) != "terminate":
             return False
         if KSR.tm.t_newtran() <= 0:
