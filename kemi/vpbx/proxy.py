@@ -205,10 +205,8 @@ class Proxy(TransferRoutes):
     def ksr_rtp_dtmf(self, msg):
         """A digit rtpengine detected in RFC 4733 events: {"callid", "source_tag", "event", ...}."""
         try:
-            report = json.loads(pv("$mb"))
-            callid, tag = report["callid"], report["source_tag"]
-            key = dtmf.event_digit(report["event"])
-        except (ValueError, KeyError, dtmf.BadDtmf):
+            callid, tag, key = dtmf.report_digit(pv("$mb"))
+        except (UnicodeDecodeError, dtmf.BadDtmf):
             KSR.info(f"vpbx: ignored a datagram from {source()} that is no DTMF report\n")
             return 1
         try:
