@@ -15,7 +15,7 @@ from .engine import Engine
 from .media import Media
 from .ngclient import NgClient
 from .sipmsg import (address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
-                     pvs, reply, sender_side, source)
+                     pvs, reply, sender_side, source, unreadable)
 from .store import SIDES, Store, peer
 from .transfer_routes import TransferRoutes, joined_by_proxy
 
@@ -101,6 +101,11 @@ class Proxy(TransferRoutes):
 
     def route_reqinit(self):
         """Sanity and loop checks; True when the request has been answered."""
+        why = unreadable()          # first: every later step reads the message as text
+        if why:
+            KSR.info(f"vpbx: request from {source()} refused: {why}\n")
+            KSR.sl.sl_send_reply(400, f"Bad Request - {why}")
+            return True
         if KSR.maxfwd.process_maxfwd(10) < 0:
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return True

@@ -63,6 +63,17 @@ def is_dtmf_info():
     return KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES
 
 
+def unreadable():
+    """Why the proxy cannot take the current message as text, "" when it can. Python gets
+    Kamailio's values as str, so they must be UTF-8; and a str with a NUL cannot be passed
+    back to any KSR function (app_python3 then fails in the next call)."""
+    try:
+        text = KSR.pv.gete("$mb")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    return "NUL byte" if "\x00" in text else ""
+
+
 def has_sdp():
     return KSR.textops.has_body_type("application/sdp") > 0
 
