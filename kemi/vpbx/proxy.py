@@ -148,7 +148,13 @@ class Proxy(TransferRoutes):
             sdp = has_sdp()
             if sdp:
                 fields[f"{side}_sdp"] = pv("$rb")
-            phase, a, c, join = self.store.call_update(callid, fields)
+            known = self.store.call_update(callid, fields)
+            if known is None and sdp:
+                # No media session for a call the proxy does not know (none was answered
+                # with that Call-ID, or it has ended): a forged one would hold rtpengine ports.
+                KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+                return
+            phase, a, c, join = known or ("", "", "", "")
             if join:
                 self.route_taken_over(callid, join)
                 return

@@ -254,9 +254,9 @@ class Store:
     def call_update(self, callid, fields):
         """Update an existing record (in-dialog requests); never recreates an ended call.
         -> the transfer engine's (phase, a, c), "" each before any transfer, and x_join ("" for
-        a dialog no attended REFER has taken over)."""
+        a dialog no attended REFER has taken over); None when there is no such call."""
         reply = self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
-        return tuple(x or "" for x in reply) if reply else ("", "", "", "")
+        return tuple(x or "" for x in reply) if reply else None
 
     def _run(self, script, *keys_then_args):
         """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys."""

@@ -80,3 +80,27 @@ def test_what_is_no_dtmf_report_is_ignored(pbx):
     wait_for(lambda: log.text().count("that is no DTMF report") == len(junk), timeout=5,
              what="a log line for each datagram")
     log.assert_no_python_errors()
+
+
+def test_a_reinvite_in_no_call_the_proxy_knows_gets_481_and_no_media_session(pbx):
+    """A re-INVITE with a Route to the proxy but a Call-ID no answered call has: before, it
+    was relayed and its SDP made an rtpengine call (ports held until rtpengine's timeout)."""
+    target = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    target.bind(("127.0.0.1", 0))
+    target.settimeout(0.5)
+    callid = uuid.uuid4().hex
+    sdp = b"v=0\r\no=- 1 1 IN IP4 127.0.0.7\r\ns=-\r\nc=IN IP4 127.0.0.7\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+    reinvite = (b"INVITE sip:201@127.0.0.1:%d SIP/2.0\r\nRoute: <sip:127.0.0.1:%d;lr>\r\n"
+                b"Via: SIP/2.0/TRANSPORT LOCAL;branch=z9hG4bK%s;rport\r\nMax-Forwards: 70\r\n"
+                b"From: <sip:202@%s>;tag=a\r\nTo: <sip:201@%s>;tag=b\r\nCall-ID: %s\r\n"
+                b"CSeq: 5 INVITE\r\nContact: <sip:202@LOCAL>\r\nContent-Type: application/sdp\r\n"
+                b"Content-Length: %d\r\n\r\n%s"
+                % (target.getsockname()[1], pbx.cfg.sip_port, uuid.uuid4().hex.encode(),
+                   TENANT.encode(), TENANT.encode(), callid.encode(), len(sdp), sdp))
+    try:
+        assert ask(pbx, reinvite, "udp") == "SIP/2.0 481 Call/Transaction Does Not Exist"
+        assert callid not in pbx.cfg.ng().calls()
+        with pytest.raises(socket.timeout):
+            target.recv(4096)           # nothing relayed
+    finally:
+        target.close()
