@@ -14,6 +14,17 @@ class LogMark:
             log.seek(self.start)
             return log.read().decode("utf-8", "replace")
 
+    def complaints(self, top=12):
+        """Kamailio's ERROR and WARNING lines since the mark, by where they come from, and
+        some notes on refused input: [(count, what)], most frequent first."""
+        text = self.text()
+        found = Counter(f"{level} {where} {func}()" for level, where, func in re.findall(
+            r"(ERROR|WARNING): \S+ \[([^\]:]+):\d+\]: (\w+)\(\)", text))
+        for note in ("that is no DTMF report", "refused: not UTF-8", "refused: NUL byte",
+                     "vpbx: malformed", "failed to send 400 reply"):
+            found[f"proxy: {note}"] = text.count(note)
+        return [(n, what) for what, n in found.most_common(top) if n]
+
     def python_errors(self):
         """(innermost frame, exception) -> count, for the tracebacks logged since the mark."""
         found = Counter()
