@@ -9,6 +9,7 @@ import pytest
 from conftest import TENANT
 from harness import wait_for
 from kamlog import LogMark
+from rawua import RawUa
 
 STRANGER = "127.0.0.7"
 
@@ -104,3 +105,25 @@ def test_a_reinvite_in_no_call_the_proxy_knows_gets_481_and_no_media_session(pbx
             target.recv(4096)           # nothing relayed
     finally:
         target.close()
+
+
+def test_a_datagram_cut_before_the_end_of_its_header_gets_400(pbx):
+    """Before: it passed the sanity checks (Content-Length is optional over UDP), and tm
+    failed to relay it ("EoH not parsed"): 500."""
+    log = LogMark(pbx.cfg)
+    target = RawUa(pbx.cfg.sip_port, "201", TENANT)
+    notify = (b"NOTIFY %s SIP/2.0\r\nRoute: <sip:127.0.0.1:%d;lr>\r\n"
+              b"Via: SIP/2.0/TRANSPORT LOCAL;branch=z9hG4bK%s;rport\r\nMax-Forwards: 70\r\n"
+              b"From: <sip:202@%s>;tag=a\r\nTo: <sip:201@%s>;tag=b\r\nCall-ID: %s\r\n"
+              b"CSeq: 7 NOTIFY\r\nEvent: refer\r\n"
+              % (target.contact.encode(), pbx.cfg.sip_port, uuid.uuid4().hex.encode(),
+                 TENANT.encode(), TENANT.encode(), uuid.uuid4().hex.encode()))
+    try:
+        assert ask(pbx, notify, "udp") == "SIP/2.0 400 Bad Request - header not ended"
+        assert target.requests == []
+        # Ended (an empty line; no Content-Length needed over UDP): relayed and answered.
+        assert ask(pbx, notify + b"\r\n", "udp") == "SIP/2.0 200 OK"
+        assert target.requests == [f"NOTIFY {target.contact} SIP/2.0"]
+    finally:
+        target.close()
+    log.assert_no_python_errors()
