@@ -106,7 +106,11 @@ class Proxy(TransferRoutes):
             KSR.info(f"vpbx: request from {source()} refused: {why}\n")
             KSR.sl.sl_send_reply(400, f"Bad Request - {why}")
             return True
-        if KSR.maxfwd.process_maxfwd(10) < 0:
+        hops = KSR.maxfwd.process_maxfwd(10)
+        if hops == -2:                  # no number
+            KSR.sl.sl_send_reply(400, "Bad Request - bad Max-Forwards")
+            return True
+        if hops < 0:
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return True
         if KSR.sanity.sanity_check(17895, 7) < 0:   # replies 400 itself

@@ -127,3 +127,13 @@ def test_a_datagram_cut_before_the_end_of_its_header_gets_400(pbx):
     finally:
         target.close()
     log.assert_no_python_errors()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_max_forwards_that_is_no_number_gets_400_not_483(pbx, transport):
+    """Before: 483 Too Many Hops, which tells of a loop that there is not."""
+    def with_max_forwards(value):
+        return options(pbx).replace(b"Max-Forwards: 70", b"Max-Forwards: " + value)
+    assert ask(pbx, with_max_forwards(b"abc"), transport) == "SIP/2.0 400 Bad Request - bad Max-Forwards"
+    assert ask(pbx, with_max_forwards(b"0"), transport) == "SIP/2.0 483 Too Many Hops"
+    assert ask(pbx, with_max_forwards(b"69"), transport) == "SIP/2.0 200 OK"
