@@ -64,7 +64,7 @@ def is_dtmf_info():
     return KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES
 
 
-_END_OF_HEADER = re.compile(r"\n\r?\n|\r\r")
+_END_OF_HEADER = re.compile(r"\n\r?\n")      # an empty line, after CRLF or bare LF line ends
 
 
 def unreadable():
