@@ -3,7 +3,7 @@
 PYTHON := /usr/bin/python3
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: deps run up down test unit integration bench
+.PHONY: deps run up down test unit integration fuzz bench
 
 deps:
 	@scripts/install-deps
@@ -25,6 +25,12 @@ unit: deps
 
 integration: deps
 	$(PYTHON) -m pytest tests/integration
+
+# The long fuzz run (make test runs a bounded one); VPBX_FUZZ_SEED=N repeats a run.
+FUZZ_MESSAGES ?= 100000
+FUZZ_RATE ?= 400
+fuzz: deps
+	VPBX_FUZZ_MESSAGES=$(FUZZ_MESSAGES) VPBX_FUZZ_RATE=$(FUZZ_RATE) $(PYTHON) -m pytest tests/integration/test_fuzz.py -q
 
 bench: deps
 	$(PYTHON) bench/run.py

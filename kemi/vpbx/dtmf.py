@@ -6,6 +6,8 @@ transfer runs), or when the inter-digit timeout passes. Digits arrive from SIP I
 RFC 4733 events that rtpengine reports; a phone that sends both for one key press must
 produce one digit.
 """
+import json
+import re
 from dataclasses import dataclass, replace
 
 EVENT_DIGITS = "0123456789*#ABCD"       # RFC 4733 event numbers 0..15
@@ -34,9 +36,28 @@ def info_digit(content_type, body):
     return _digit(signal)
 
 
+# Call-IDs and tags are printable ASCII without spaces (RFC 3261 word and token).
+_ID = re.compile(r"[!-~]{1,256}")
+
+
+def report_digit(text):
+    """rtpengine's report of one RFC 4733 digit (JSON: {"callid", "source_tag", "event", ...})
+    -> (call-id, source tag, digit); raises BadDtmf for anything else."""
+    try:
+        report = json.loads(text)
+    except (ValueError, RecursionError) as bad:       # RecursionError: absurd nesting
+        raise BadDtmf("no JSON") from bad
+    if not isinstance(report, dict):
+        raise BadDtmf("no JSON object")
+    callid, tag = report.get("callid"), report.get("source_tag")
+    if not all(isinstance(v, str) and _ID.fullmatch(v) for v in (callid, tag)):
+        raise BadDtmf("no call-id or source tag")
+    return callid, tag, event_digit(report.get("event"))
+
+
 def event_digit(event):
     """The digit of an RFC 4733 event number."""
-    if not isinstance(event, int) or not 0 <= event < len(EVENT_DIGITS):
+    if type(event) is not int or not 0 <= event < len(EVENT_DIGITS):     # (not True either)
         raise BadDtmf(f"event {event!r} is no DTMF digit")
     return EVENT_DIGITS[event]
 

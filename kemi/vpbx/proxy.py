@@ -17,8 +17,8 @@ from .lockstore import LockStore
 from .guard import Guard
 from .media import Media
 from .ngclient import NgClient
-from .sipmsg import (FORBIDDEN, address, has_sdp, header_list, header_values, is_dtmf_info, local_socket, pv,
-                     pvs, reply, sender_side, source)
+from .sipmsg import (FORBIDDEN, address, has_sdp, header_list, header_values, is_dtmf_info,
+                     local_socket, pv, pvs, reply, sender_side, source, unreadable)
 from .store import SIDES, Store, peer
 from .transfer_routes import TransferRoutes, joined_by_proxy
 
@@ -125,7 +125,16 @@ class Proxy(TransferRoutes):
 
     def route_reqinit(self):
         """Sanity and loop checks; True when the request has been answered."""
-        if KSR.maxfwd.process_maxfwd(10) < 0:
+        why = unreadable()          # first: every later step reads the message as text
+        if why:
+            KSR.info(f"vpbx: request from {source()} refused: {why}\n")
+            KSR.sl.sl_send_reply(400, f"Bad Request - {why}")
+            return True
+        hops = KSR.maxfwd.process_maxfwd(10)
+        if hops == -2:                  # no number
+            KSR.sl.sl_send_reply(400, "Bad Request - bad Max-Forwards")
+            return True
+        if hops < 0:
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return True
         if KSR.sanity.sanity_check(17895, 7) < 0:   # replies 400 itself
@@ -170,13 +179,19 @@ class Proxy(TransferRoutes):
             sdp = has_sdp()
             if sdp:
                 fields[f"{side}_sdp"] = pv("$rb")
-            (phase, a, c, join), written = self.store.call_update_from(callid, side, source(), fields)
+            known, written = self.store.call_update_from(callid, side, source(), fields)
+            if known is None and sdp:
+                # No media session for a call the proxy does not know (none was answered
+                # with that Call-ID, or it has ended): a forged one would hold rtpengine ports.
+                KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+                return
             if not written:
                 if not self.sent_by(self.store.call_load(callid), side):
                     forbidden()
                     return
                 # Sent from where the party is registered now: its NAT binding moved.
                 self.store.call_update(callid, {**fields, f"{side}_src": source()})
+            phase, a, c, join = known or ("", "", "", "")
             if join:
                 self.route_taken_over(callid, join)
                 return
@@ -252,10 +267,8 @@ class Proxy(TransferRoutes):
     def ksr_rtp_dtmf(self, msg):
         """A digit rtpengine detected in RFC 4733 events: {"callid", "source_tag", "event", ...}."""
         try:
-            report = json.loads(pv("$mb"))
-            callid, tag = report["callid"], report["source_tag"]
-            key = dtmf.event_digit(report["event"])
-        except (ValueError, KeyError, dtmf.BadDtmf):
+            callid, tag, key = dtmf.report_digit(pv("$mb"))
+        except (UnicodeDecodeError, dtmf.BadDtmf):
             KSR.info(f"vpbx: ignored a datagram from {source()} that is no DTMF report\n")
             return 1
         try:

@@ -1,6 +1,7 @@
 """Reading and answering the SIP message Kamailio is processing (KSR helpers shared by the
 routing glue), and Python logging into Kamailio's log."""
 import logging
+import re
 
 import KSR
 
@@ -65,6 +66,23 @@ DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 def is_dtmf_info():
     """An INFO carrying a key press (application/dtmf-relay or application/dtmf)."""
     return KSR.is_INFO() and pv("$cT").split(";")[0].strip().lower() in DTMF_INFO_TYPES
+
+
+_END_OF_HEADER = re.compile(r"\n\r?\n")      # an empty line, after CRLF or bare LF line ends
+
+
+def unreadable():
+    """Why the proxy cannot take the current message as text, "" when it can. Python gets
+    Kamailio's values as str, so they must be UTF-8; a str with a NUL cannot be passed back
+    to any KSR function (app_python3 then fails in the next call); and a datagram cut before
+    the empty line ending the header fails tm ("EoH not parsed")."""
+    try:
+        text = KSR.pv.gete("$mb")
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    if "\x00" in text:
+        return "NUL byte"
+    return "" if _END_OF_HEADER.search(text) else "header not ended"
 
 
 def has_sdp():

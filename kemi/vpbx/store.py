@@ -317,19 +317,19 @@ class Store:
     def call_update(self, callid, fields):
         """Update an existing record (in-dialog requests); never recreates an ended call.
         -> the transfer engine's (phase, a, c), "" each before any transfer, and x_join ("" for
-        a dialog no attended REFER has taken over)."""
+        a dialog no attended REFER has taken over); None when there is no such call."""
         reply = self._run(_UPDATE_IF_EXISTS, call_key(callid), CALL_TTL, *_flat(fields))
-        return tuple(x or "" for x in reply) if reply else ("", "", "", "")
+        return tuple(x or "" for x in reply) if reply else None
 
     def call_update_from(self, callid, side, sender, fields):
         """call_update for a request of `side` that came from `sender` (proto:ip:port). In a
         call the transfer engine looks after (or a dialog it took over) nothing is written
         unless the record holds that address for the side. -> call_update's tuple and
-        whether it was written (True for an unknown call: nothing to protect)."""
+        whether it was written; (None, True) for an unknown call (nothing to protect)."""
         reply = self._run(_UPDATE_IF_SENDER, call_key(callid), CALL_TTL, f"{side}_src", sender,
                           *_flat(fields))
         if not reply:
-            return ("", "", "", ""), True
+            return None, True
         return tuple(x or "" for x in reply[:4]), reply[4] == 1
 
     def leg_sender(self, callid, leg):

@@ -1,7 +1,8 @@
 import pytest
 
 from vpbx.dtmf import (BadDtmf, Collecting, Complete, Discard, Duplicate, Match, Pass, Rules, State,
-                       candidate, event_digit, expire, from_fields, info_digit, press, to_fields)
+                       candidate, event_digit, expire, from_fields, info_digit, press, report_digit,
+                       to_fields)
 
 RULES = Rules(timeout=3.0, max_digits=6, max_rate=10, duplicate_window=0.4)
 
@@ -35,9 +36,32 @@ def test_bad_info_bodies(ctype, body):
 
 def test_event_digits():
     assert [event_digit(e) for e in (0, 9, 10, 11)] == ["0", "9", "*", "#"]
-    for bad in (-1, 16, "5", None):
+    for bad in (-1, 16, "5", None, True, 1.0, 2 ** 64):
         with pytest.raises(BadDtmf):
             event_digit(bad)
+
+
+def test_dtmf_report():
+    report = '{"callid": "abc@h", "source_tag": "t1", "tags": ["t1", "t2"], "type": "DTMF", ' \
+             '"event": 10, "duration": 160}'
+    assert report_digit(report) == ("abc@h", "t1", "*")
+
+
+@pytest.mark.parametrize("text", [
+    "", "not json", "[1, 2]", "10", "null", '"DTMF"', "[" * 100000, '{"a":' * 100000,
+    '{"callid": 5, "source_tag": "t", "event": 1}',
+    '{"callid": "c", "source_tag": ["t"], "event": 1}',
+    '{"callid": "c", "source_tag": "t"}',
+    '{"callid": "c", "source_tag": "t", "event": true}',
+    '{"callid": "c", "source_tag": "t", "event": "5"}',
+    '{"callid": "\\ud800", "source_tag": "t", "event": 1}',
+    '{"callid": "a b", "source_tag": "t", "event": 1}',
+    '{"callid": "", "source_tag": "t", "event": 1}',
+    '{"callid": "c", "source_tag": "\\u0000", "event": 1}',
+])
+def test_what_is_no_dtmf_report(text):
+    with pytest.raises(BadDtmf):
+        report_digit(text)
 
 
 def typed(digits, t0=100.0, step=0.5, source="info", match=lambda d: Match(), state=State(), instant=()):
