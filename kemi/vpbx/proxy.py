@@ -34,6 +34,8 @@ def forbidden():
 RTPE_FLAGS = "replace-origin replace-session-connection strict-source"
 TX_AVP = "$avp(vpbx)"           # the INVITE's facts, carried by the transaction to its replies
 SIDE_AVP = "$avp(vpbx_side)"    # "caller" | "callee": who sent an in-dialog request
+# Requests that may come in an early dialog (before the 2xx writes the record), without SDP.
+EARLY_DIALOG = ("PRACK", "UPDATE", "INFO")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again
 
 
@@ -156,6 +158,9 @@ class Proxy(TransferRoutes):
             return
         if KSR.is_BYE():
             record = self.store.call_end(callid)
+            if record == {}:
+                self.no_such_dialog()
+                return
             if record is not None and not self.sent_by(record, sender_side()):
                 forbidden()
                 return
@@ -180,10 +185,8 @@ class Proxy(TransferRoutes):
             if sdp:
                 fields[f"{side}_sdp"] = pv("$rb")
             known, written = self.store.call_update_from(callid, side, source(), fields)
-            if known is None and sdp:
-                # No media session for a call the proxy does not know (none was answered
-                # with that Call-ID, or it has ended): a forged one would hold rtpengine ports.
-                KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            if known is None and (sdp or pv("$rm") not in EARLY_DIALOG):
+                self.no_such_dialog()
                 return
             if not written:
                 if not self.sent_by(self.store.call_load(callid), side):
@@ -203,6 +206,15 @@ class Proxy(TransferRoutes):
                 KSR.pv.sets(SIDE_AVP, side)
                 KSR.tm.t_on_reply("ksr_onreply_in_dialog")
         self.relay()
+
+    def no_such_dialog(self):
+        """An in-dialog request naming no call the proxy knows (none was answered with that
+        Call-ID, or it has ended): 481, never relayed — else anyone could have the proxy send
+        requests where their Request-URI says (an open relay), and one with SDP would hold
+        rtpengine ports. A retransmission of a request the proxy relayed gets its answer again."""
+        if KSR.tm.t_check_trans() == 0:
+            return
+        KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
 
     def after_code(self, callid, side, outcome):
         if isinstance(outcome, dtmf.Complete) and outcome.code.startswith("*"):

@@ -375,11 +375,11 @@ class Store:
 
     def call_end(self, callid):
         """A BYE: delete the record of an ordinary call -> None; a call with a transfer
-        engine state, or taken over by one (x_join), is kept for the engine -> its record.
-        One round trip either way."""
+        engine state, or taken over by one (x_join), is kept for the engine -> its record;
+        no such call -> {}. One round trip either way."""
         record = self._run(_END_PLAIN_CALL, call_key(callid), DUE,
                            *(dtmf_key(callid, side) for side in SIDES), callid)
-        return _as_dict(record) if record else None
+        return None if record is None else _as_dict(record)
 
     # ---- transfers -------------------------------------------------------
 
@@ -513,6 +513,7 @@ return 1
 
 _END_PLAIN_CALL = Script(4, """
 -- KEYS: call record, due zset, the two sides' typing state;  ARGV: call-id
+if redis.call('exists', KEYS[1]) == 0 then return {} end
 local kept = redis.call('hmget', KEYS[1], 'x_v', 'x_join')
 if kept[1] or kept[2] then return redis.call('hgetall', KEYS[1]) end
 redis.call('del', KEYS[1], KEYS[3], KEYS[4])
