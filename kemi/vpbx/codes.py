@@ -31,13 +31,13 @@ def instant_codes(call):
     return RETURN if call.get("x_phase") in ("ringing", "consult") else frozenset()
 
 
-FORBIDDEN = "forbidden"      # digit() outcome: the digit did not come from that party
+NOT_THE_PARTY = "not the party"   # digit() outcome: the digit did not come from that party
 
 
 def digit(store, callid, side, key, source, now=None, rtp_tag=None, sent_by=None):
     """Apply one digit of `side` (or of the party rtpengine calls `rtp_tag`).
     -> (the dtmf outcome, the call's fields, the side), outcome None when codes are not
-    collected for that party (the digit is none of the PBX's business), FORBIDDEN when
+    collected for that party (the digit is none of the PBX's business), NOT_THE_PARTY when
     `sent_by(call, side)` says the request claiming to be that party's came from elsewhere."""
     for _ in range(RETRIES):
         at = time.time() if now is None else now
@@ -46,7 +46,7 @@ def digit(store, callid, side, key, source, now=None, rtp_tag=None, sent_by=None
             return None, call, side     # (a taken-over dialog's digits count in its new call)
         if sent_by and not sent_by(call, side):
             log.warning("vpbx: %s %s: a digit not sent by that party refused", callid, side)
-            return FORBIDDEN, call, side
+            return NOT_THE_PARTY, call, side
         state = dtmf.from_fields(fields)
         digits = dtmf.candidate(state, key)
         match = dtmf.Match(*store.ext_match(call["tenant"], digits)) if digits else dtmf.Match()

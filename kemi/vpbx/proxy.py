@@ -17,16 +17,10 @@ from .lockstore import LockStore
 from .guard import Guard
 from .media import Media
 from .ngclient import NgClient
-from .sipmsg import (FORBIDDEN, address, has_sdp, header_list, header_values, is_dtmf_info,
+from .sipmsg import (address, has_sdp, header_list, header_values, is_dtmf_info, not_the_party,
                      local_socket, pv, pvs, reply, sender_side, source, unreadable)
 from .store import SIDES, Store, peer
 from .transfer_routes import TransferRoutes, joined_by_proxy
-
-def forbidden():
-    """Answer a request that claims to be a party's but came from elsewhere (changes nothing)."""
-    KSR.info(f"vpbx: {pv('$rm')} {pv('$ci')} from {source()} refused: not the party's address\n")
-    reply(*FORBIDDEN)
-
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags. strict-source:
 # once rtpengine knows where a party sends from, packets from elsewhere are dropped (an
@@ -162,7 +156,7 @@ class Proxy(TransferRoutes):
                 self.no_such_dialog()
                 return
             if record is not None and not self.sent_by(record, sender_side()):
-                forbidden()
+                not_the_party()
                 return
             if record is not None and record.get("x_join"):
                 self.route_taken_over(callid, record["x_join"])
@@ -190,7 +184,7 @@ class Proxy(TransferRoutes):
                 return
             if not written:
                 if not self.sent_by(self.store.call_load(callid), side):
-                    forbidden()
+                    not_the_party()
                     return
                 # Sent from where the party is registered now: its NAT binding moved.
                 self.store.call_update(callid, {**fields, f"{side}_src": source()})
@@ -243,8 +237,8 @@ class Proxy(TransferRoutes):
                 self.relay()
             return
         outcome, call, _ = codes.digit(self.store, callid, side, key, "info", sent_by=self.sent_by)
-        if outcome == codes.FORBIDDEN:
-            KSR.tm.t_reply(*FORBIDDEN)
+        if outcome == codes.NOT_THE_PARTY:
+            not_the_party()
             return
         if call.get("x_join"):                  # a dialog an attended REFER took over
             joined, leg, b_side = call["x_join"].split()

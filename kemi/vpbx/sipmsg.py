@@ -51,10 +51,6 @@ def address(ip, port):
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
-# A request that claims to be a party's (by its From tag) but comes from another address.
-FORBIDDEN = (403, "Forbidden - not sent by that party of the call")
-
-
 def sender_side():
     """Who sent this in-dialog request: the rr ftag parameter (append_fromtag) tells."""
     return "caller" if KSR.rr.is_direction("downstream") > 0 else "callee"
@@ -109,3 +105,10 @@ logging.getLogger("vpbx").setLevel(logging.INFO)
 def reply(code, reason):
     """Statefully when a transaction exists, else statelessly."""
     KSR.sl.send_reply(code, reason)
+
+
+def not_the_party():
+    """Answer a request that claims to be a party's (by its From tag) but came from another
+    address: 403, and it changes nothing."""
+    KSR.info(f"vpbx: {pv('$rm')} {pv('$ci')} from {source()} refused: not the party's address\n")
+    reply(403, "Forbidden - not sent by that party of the call")

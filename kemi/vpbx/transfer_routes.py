@@ -11,7 +11,7 @@ import KSR
 
 from . import refer, registration, transfer
 from . import engine as engine_mod, uac
-from .sipmsg import FORBIDDEN, has_sdp, is_dtmf_info, pv, pvs, source, sender_side
+from .sipmsg import has_sdp, is_dtmf_info, not_the_party, pv, pvs, sender_side, source
 from .store import SIDES, peer
 
 
@@ -58,7 +58,7 @@ class TransferRoutes:
             KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
             return False
         if not self.sent_by(call, sender_side()):
-            KSR.sl.sl_send_reply(*FORBIDDEN)
+            not_the_party()
             return False
         if call.get("x_join") or joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
             KSR.sl.sl_send_reply(501, "Not Implemented - REFER in a call the PBX transferred")
@@ -198,7 +198,7 @@ class TransferRoutes:
             KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
             return
         if not self.sent_by(call, leg):
-            KSR.sl.sl_send_reply(*FORBIDDEN)
+            not_the_party()
             return
         if KSR.is_BYE():
             self.bye_to_engine(callid, transfer.Hangup(leg))
