@@ -7,7 +7,7 @@ import pytest
 from vpbx import stack
 from vpbx.store import DUE, Store
 
-from harness import free_port, tm_current, wait_for
+from harness import free_port, sipp_port, tm_current, wait_for
 
 TENANT = "t1.test"
 OTHER_TENANT = "t2.test"
@@ -64,7 +64,7 @@ def running_stack(tmp_path_factory):
 @pytest.fixture
 def pbx(running_stack, tmp_path):
     pbx = Pbx(running_stack)
-    pbx.trunk_port, pbx.outbound_port = free_port(), free_port()
+    pbx.trunk_port, pbx.outbound_port = sipp_port(), sipp_port()     # SIPp parties bind them
     pbx.provision(pbx.trunk_port, pbx.outbound_port)
     pbx.workdir = tmp_path
     yield pbx

@@ -1,4 +1,5 @@
 """Test harness: SIPp parties, RTP endpoints and leak checks against a real vpbx stack."""
+import itertools
 import os
 import re
 import socket
@@ -37,16 +38,29 @@ def sipp_media_ports():
             return base
 
 
+_next_sip_port = itertools.cycle(range(16000, 19800))
+
+
+def sipp_port():
+    """A port for a SIPp party's SIP or control socket, below the ephemeral range like
+    sipp_media_ports: a port taken free from that range could go to another socket (any
+    test's bind to port 0) before SIPp binds it, and the party would never start."""
+    while True:
+        port = next(_next_sip_port)
+        if bindable(port):
+            return port
+
+
 class Sipp:
     """One SIPp process playing one party from parties/NAME.xml."""
 
     def __init__(self, workdir, scenario, proxy, *, port=None, variables=None, user=None,
                  password=None, duration_ms=0, timeout_s=20, name=None, ip="127.0.0.1"):
-        self.port = port or free_port()
+        self.port = port or sipp_port()
         self.name = name or scenario
         self.workdir = Path(workdir)
         argv = ["sipp", "-sf", str(PARTIES / f"{scenario}.xml"), "-i", ip,
-                "-p", str(self.port), "-cp", str(free_port()),
+                "-p", str(self.port), "-cp", str(sipp_port()),
                 "-mp", str(sipp_media_ports()), "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s",
                 "-timeout_error", "-d", str(duration_ms), "-trace_err", "-trace_msg",
                 "-message_file", str(self.workdir / f"{self.name}.msg"),

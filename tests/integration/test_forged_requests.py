@@ -11,7 +11,7 @@ from calls import callee, caller, register
 from conftest import TENANT
 from dtmf_calls import RELAY, caller_info, completed_codes, type_over_audio
 from forged import SDP, STRANGER, Dialog, send
-from harness import free_port, read_port, wait_for
+from harness import read_port, sipp_port, wait_for
 from transfer_calls import target, transferring_call, who_hears
 
 REFUSED = "SIP/2.0 403 Forbidden - not sent by that party of the call"
@@ -69,7 +69,7 @@ def test_forged_requests_in_a_transferred_call_change_nothing(pbx_transfer):
 
     # The client's phone behind NAT gets a new public port: it registers from there, and its
     # BYE from there is its own.
-    moved = free_port()
+    moved = sipp_port()
     register(pbx, "202", moved, port=moved).passed()
     assert send(port, lambda src: c_dialog.request("callee", "BYE", 53, src),
                 source=("127.0.0.1", moved)).startswith("SIP/2.0 200")
