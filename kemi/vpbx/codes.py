@@ -6,6 +6,7 @@ import logging
 import time
 
 from . import dtmf
+from .transfer import CONSULT, RETURN_CODE, RINGING
 
 log = logging.getLogger("vpbx.codes")
 RETRIES = 3
@@ -23,12 +24,12 @@ def rules(call):
                       max_digits=20 if call.get("transfer_external") else 8)
 
 
-RETURN = frozenset({"1"})
+RETURN = frozenset({RETURN_CODE[1:]})
 
 
 def instant_codes(call):
     """While a transfer runs, *1 (return) acts at once: no waiting for # or the timeout."""
-    return RETURN if call.get("x_phase") in ("ringing", "consult") else frozenset()
+    return RETURN if call.get("x_phase") in (RINGING, CONSULT) else frozenset()
 
 
 NOT_THE_PARTY = "not the party"   # digit() outcome: the digit did not come from that party

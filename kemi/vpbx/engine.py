@@ -1,95 +1,31 @@
-"""The transfer engine: feeds events to the pure state machine (transfer.py) under a Redis
-compare-and-set and executes its effects on rtpengine (media.py) and SIP (the `sip` adapter,
-uac.py in Kamailio). Any node and any process may handle any event of any call.
+"""The transfer engine: feeds events to the pure state machine (transfer.py) and carries out
+its effects on rtpengine (media.py) and SIP (the `sip` adapter, uac.py in Kamailio).
 
-The machine's state lives in the call record as x_* fields; each leg the proxy originates
-has its <leg>_* fields there too (docs/redis-keys.md). Timers and transfer events are written
-in the same atomic step as the state, so none is lost or doubled.
+Each event goes plan, commit, act: plan.py computes every change to the call record, the
+store writes all of it with the state in one compare-and-set (timers and transfer events
+included, so none is lost or doubled; ending a call is a versioned delete), and only then
+are SIP requests and rtpengine commands sent. Any node and any process may handle any event
+of any call; an event that lost the compare-and-set is planned again on the newer record.
 """
 import logging
 import os
 import time
 
-from . import codes, limits, routing, sdp as sdp_text, settings, transfer as t
+from . import codes, limits, plan as planning, routing, sdp as sdp_text, settings, transfer as t
+from .call import SIDES, legs_of, peer
 from .media import Media
-from .registration import parse_contact
 from .sounds import Sounds
-from .store import SIDES, peer
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
-RETURN_CODE = "*1"
 TRUNK_TO_TRUNK = "trunk_to_trunk"           # refusal reasons of Transfer (transfer.py)
 TOO_MANY_TRANSFERS = "too_many_transfers"
-
-
-def legs_of(call):
-    """Every leg the call has had: the original sides and the originated legs."""
-    return [*SIDES, *(f"leg{n}" for n in range(1, int(call.get("x_legs") or 0) + 1))]
+REPLANS = 4         # reads of missing facts for one plan (each chained failure may need one)
 
 
 def tag_of(call, leg):
     """The leg's rtpengine party tag."""
     return call[f"rtp_{leg}"]
-
-
-def taken_over(call):
-    """The Call-IDs of the dialogs the call has taken over (attended REFERs) and still holds."""
-    return [call[f"{leg}_callid"] for leg in legs_of(call) if call.get(f"{leg}_release")]
-
-
-def taken_over_fields(leg, other, b_side):
-    """The fields of leg `leg` when it is B's end of another dialog (`other`: its record,
-    with "callid"): the proxy speaks in it as the other end, the phone that asked, which it
-    will hang up (`<leg>_release`)."""
-    a_side = peer(b_side)
-    contact = parse_contact(other[f"{b_side}_contact"]).uri
-    return {f"{leg}_callid": other["callid"], f"{leg}_tag": other[f"{b_side}_tag"],
-            f"{leg}_contact": contact, f"{leg}_target": contact,
-            f"{leg}_src": other[f"{b_side}_src"], f"{leg}_socket": other[f"{b_side}_socket"],
-            f"{leg}_from": f"<{other[f'{a_side}_uri']}>;tag={other[f'{a_side}_tag']}",
-            f"{leg}_uri": other[f"{b_side}_uri"], f"{leg}_cseq": other.get(f"{a_side}_cseq") or "1",
-            f"{leg}_ext": other.get(f"{b_side}_ext", ""), f"{leg}_role": other[f"{b_side}_role"],
-            f"{leg}_sdp": other[f"{b_side}_sdp"], f"{leg}_release": a_side}
-
-
-def state_of(call):
-    return t.from_fields({k[2:]: v for k, v in call.items() if k.startswith("x_") and k != "x_v"})
-
-
-def rules_of(call):
-    return t.Rules(no_answer=float(call.get("transfer_no_answer_timeout") or 15),
-                   recall=call.get("transfer_recall", "on") == "on",
-                   recall_retries=int(call.get("transfer_recall_retries") or 2),
-                   recall_delay=float(call.get("transfer_recall_delay") or 10))
-
-
-def user_of(uri):
-    """'sip:+4930123@host;x=y' -> '+4930123'"""
-    rest = uri.split(":", 1)[-1]
-    return rest.split("@", 1)[0] if "@" in rest else ""
-
-
-def identity(call, client, transferor, shows_client):
-    """(From, P-Asserted-Identity, Privacy) of an INVITE the proxy sends for a transfer.
-    The client's number when the tenant wants it (or when `shows_client`); otherwise the
-    transferor's extension."""
-    tenant = call["tenant"]
-    if shows_client or call.get("transfer_caller_id") == "on":
-        if client == "caller":
-            uri = call.get("caller_pai") or call["caller_uri"]
-            name = call.get("caller_name", "").strip('"')
-        else:
-            uri, name = call.get(f"{client}_uri", ""), ""
-        number = user_of(uri.strip("<>"))
-        asserted = f"<sip:{number}@{tenant}>"
-        privacy = "id" if client == "caller" and "id" in call.get("caller_privacy", "").lower() else ""
-        if privacy:
-            return '"Anonymous" <sip:anonymous@anonymous.invalid>', asserted, privacy
-        shown = f'"{name}" {asserted}' if name and name != "<null>" else asserted
-        return shown, asserted, ""
-    ext = call.get(f"{transferor}_ext", "")
-    return f"<sip:{ext}@{tenant}>", f"<sip:{ext}@{tenant}>", ""
 
 
 class Engine:
@@ -106,9 +42,9 @@ class Engine:
         call = self.store.call_load(callid)
         if not call:
             return []
-        state = state_of(call)
+        state = t.state_of(call)
         if state.phase in (t.RINGING, t.CONSULT):
-            event = t.Return(side) if code == RETURN_CODE else None
+            event = t.Return(side) if code == t.RETURN_CODE else None
         elif state.phase == t.TALKING:
             event = self.transfer_event(call, state, side, code[1:])
         else:
@@ -157,34 +93,57 @@ class Engine:
                         "since the last such line)", call["tenant"], cap, skipped)
         return False
 
-    def handle(self, callid, event, call=None):
-        """Apply one event atomically and execute its effects. -> the effects that concern
-        the message being processed (Accept, Relay) for the caller to carry out."""
+    def handle(self, callid, event, call=None, fields=None):
+        """Apply one event: plan, commit, act. `fields`: what the message that brought the
+        event tells about its leg (a 2xx's tag, SDP, source), committed with the state.
+        -> the effects that concern the message being processed (Accept, Relay) for the
+        caller to carry out."""
         for _ in range(RETRIES):
             call = call or self.store.call_load(callid)
             if not call:
                 return []
-            state = state_of(call)
-            new, effects = t.step(state, event, rules_of(call))
-            if new == state and not effects:
+            call = {**call, **(fields or {}), "callid": callid}
+            plan = self.plan(call, event)
+            if plan is None:
+                if fields:                  # nothing to do for the machine: only the leg's facts
+                    self.store.call_update(callid, fields)
                 return []
-            fields = {f"x_{k}": v for k, v in t.to_fields(new).items()}
-            fields.update(self.new_leg_fields(callid, call, effects))
-            now = time.time()
-            due = [(now + e.seconds, e.leg, f"t:{e.kind}") for e in effects
-                   if isinstance(e, t.Schedule)]
-            events = [self.event_record(callid, call, e, now) for e in effects
-                      if isinstance(e, t.Publish)]
-            if self.store.transfer_save(callid, call.get("x_v", ""), fields, due, events):
-                call.update(fields)
+            changes = {**(fields or {}), **plan.fields}
+            if self.store.transfer_save(
+                    callid, call.get("x_v", ""), changes, plan.due, plan.events, plan.others,
+                    ends=(legs_of(call), planning.taken_over(call)) if plan.ends else None):
                 break
-            call = None                     # another event came first: read again
+            call = None                     # another event came first: plan again
         else:
             log.warning("vpbx: %s: %s lost to concurrent updates", callid, event)
             return []
-        log.info("vpbx: %s: %s: %s -> %s", callid, event, state.phase, new.phase)
-        call["callid"] = callid
-        return self.execute(callid, call, new, effects)
+        log.info("vpbx: %s: %s: %s -> %s", callid, event, t.state_of(call).phase, plan.state.phase)
+        return self.act({**call, **changes}, plan)
+
+    def plan(self, call, event):
+        """plan.plan, reading what it needs first (bindings, the outbound trunk, other
+        dialogs' records), with fresh rtpengine tags for the legs it calls."""
+        facts = planning.Facts()
+        for _ in range(REPLANS):
+            result = planning.plan(call, event, facts, time.time())
+            if not isinstance(result, planning.Needs):
+                return result
+            facts = self.facts(call, facts, result)
+        raise RuntimeError(f"no plan for {event} after {REPLANS} reads")
+
+    def facts(self, call, facts, needs):
+        tenant = call["tenant"]
+        bindings = {**facts.bindings, **{ext: self.store.binding(tenant, ext) for ext in needs.exts}}
+        others = dict(facts.others)
+        for other in needs.others:
+            others[other] = {**self.store.call_load(other), "callid": other}
+            if len(others[other]) == 1:
+                others[other] = {}          # that dialog has ended
+        tags = {**facts.tags, **{leg: f"{leg}.{os.urandom(6).hex()}" for leg in needs.tags}}
+        outbound, known = facts.outbound, facts.outbound_known
+        if needs.outbound:
+            outbound, known = self.store.outbound_trunk(tenant), True
+        return planning.Facts(bindings, outbound, known, others, tags)
 
     def renegotiate(self, callid, leg, sdp):
         """A re-INVITE/UPDATE with SDP from a leg the proxy joins itself: relink it with its
@@ -193,7 +152,7 @@ class Engine:
         call = self.store.call_load(callid)
         if not call:
             return None
-        state = state_of(call)
+        state = t.state_of(call)
         pair = {t.TALKING: (state.a, state.c), t.CONSULT: (state.a, state.b)}.get(state.phase)
         if not pair or leg not in pair:
             return None
@@ -223,36 +182,24 @@ class Engine:
 
     # ---- effects out --------------------------------------------------------
 
-    def new_leg_fields(self, callid, call, effects):
-        fields = {}
-        for e in effects:
-            if isinstance(e, t.Call):
-                tag = f"{e.leg}.{os.urandom(6).hex()}"      # store.leg_of_tag reads it
-                fields.update({f"{e.leg}_ext": e.ext, f"{e.leg}_role": "trunk" if e.external else "ext",
-                               f"{e.leg}_callid": self.sip.leg_callid(callid, e.leg),
-                               f"{e.leg}_uri": f"sip:{e.ext}@{call['tenant']}",  # as B sees it
-                               f"{e.leg}_ltag": tag, f"rtp_{e.leg}": tag, f"{e.leg}_cseq": "1"})
-                if e.join:
-                    other_callid, b_side = e.join.split()
-                    other = self.store.call_load(other_callid)
-                    if other:
-                        other["callid"] = other_callid
-                        fields.update(taken_over_fields(e.leg, other, b_side))
-        return fields
-
-    def event_record(self, callid, call, publish, now):
-        return {"type": "transfer", "kind": publish.kind, "callid": callid,
-                "tenant": call["tenant"], "at": f"{now:.3f}",
-                **{k: str(v) for k, v in publish.details.items()}}
-
-    def execute(self, callid, call, state, effects):
+    def act(self, call, plan):
+        """Carry out a committed plan's effects (no Redis writes here). -> Accept and Relay,
+        for the routing of the message being processed."""
+        callid = call["callid"]
         media = Media(self.ng, callid)
         message = []
         linked = {}         # leg -> the SDP for it from its last Link here
-        for e in effects:
+        for e, args in plan.acts:
             try:
-                if isinstance(e, t.Call):
-                    self.call_leg(callid, call, media, e)
+                if isinstance(e, t.Call) and e.join:
+                    sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client),
+                                          call[f"{e.client}_sdp"])
+                    self.sip.reinvite(call, e.leg, sdp, self.contact_for(call, e.leg), args["cseq"])
+                elif isinstance(e, t.Call):
+                    sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client),
+                                          call[f"{e.client}_sdp"])
+                    self.sip.invite(call, e.leg, sdp, (call[f"{e.leg}_from"], args["pai"],
+                                                       args["privacy"]), args["referred_by"])
                 elif isinstance(e, t.Hold):
                     media.play(tag_of(call, e.leg), self.hold_sound(call))
                     for muted in e.mute:
@@ -264,24 +211,22 @@ class Engine:
                 elif isinstance(e, t.Link):
                     linked[e.x] = self.link(media, call, e.x, e.y)
                 elif isinstance(e, t.Resume):
-                    self.resume(call, e.leg, linked.get(e.leg))
+                    self.resume(call, e.leg, linked.get(e.leg), args["cseq"])
                 elif isinstance(e, t.Drop):
                     media.drop(tag_of(call, e.leg))
                 elif isinstance(e, t.Cancel):
                     self.sip.cancel(call, e.leg, self.rpc_socket)
                 elif isinstance(e, t.Bye):
-                    self.store.call_update(callid, self.sip.bye(call, e.leg))
+                    self.sip.bye(call, e.leg, args["cseq"])
                 elif isinstance(e, t.Notify):
-                    self.store.call_update(callid, self.sip.notify(call, e.leg, e.status, e.final))
+                    self.sip.notify(call, e.leg, e.status, e.final, args["cseq"])
                 elif isinstance(e, t.Release):
-                    self.release(call, e.leg)
-                elif isinstance(e, t.Restore):
-                    self.store.call_unjoin(call[f"{e.leg}_callid"])
-                    self.store.call_update(callid, {f"{e.leg}_release": ""})
-                    call[f"{e.leg}_release"] = ""
+                    # The join is done: the phone's end of the taken-over dialog gets a BYE
+                    # (as from B), and that dialog's media call goes (B's media is here now).
+                    self.sip.bye(args["other"], args["side"], args["cseq"])
+                    Media(self.ng, args["other"]["callid"]).end()
                 elif isinstance(e, t.EndCall):
                     media.end()
-                    self.store.call_delete(callid, legs_of(call), taken_over(call))
                 elif isinstance(e, (t.Accept, t.Relay)):
                     message.append(e)
             except Exception:
@@ -290,78 +235,13 @@ class Engine:
                 log.exception("vpbx: %s: effect %s failed", callid, e)
         return message
 
-    def destination(self, call, leg, ext):
-        """(Request-URI, proxy socket) for calling `ext`: its registered contact, or for an
-        external number the tenant's outbound trunk. None when there is no way."""
-        if call.get(f"{leg}_role") == "trunk":
-            trunk = self.store.outbound_trunk(call["tenant"])
-            return (f"sip:{ext}@{trunk}", call["caller_socket"]) if trunk else None
-        binding = self.store.binding(call["tenant"], ext)
-        return (binding["contact"], binding["socket"]) if binding else None
-
-    def call_leg(self, callid, call, media, e):
-        if e.join:
-            self.join_leg(callid, call, media, e)
-            return
-        where = self.destination(call, e.leg, e.ext)
-        if not where:
-            self.handle(callid, t.Failed(e.leg, "not_registered"))
-            return
-        sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client), call[f"{e.client}_sdp"])
-        # A call-back shows A who waits; a phone's REFER transfer shows B the client, as the
-        # client's own INVITE would (transfer_caller_id is for code transfers only).
-        shows_client = e.recall or call.get("x_mode") == "refer"
-        from_hdr, pai, privacy = identity(call, e.client, e.transferor, shows_client)
-        fields = {f"{e.leg}_target": where[0], f"{e.leg}_socket": where[1],
-                  f"{e.leg}_from": f"{from_hdr};tag={call[f'{e.leg}_ltag']}"}
-        self.store.call_update(callid, fields)
-        call.update(fields)
-        referred_by = (f"<sip:{call.get(f'{e.transferor}_ext')}@{call['tenant']}>"
-                       if e.transferor and call.get(f"{e.transferor}_ext") else "")
-        self.sip.invite(call, e.leg, sdp, (fields[f"{e.leg}_from"], pai, privacy), referred_by)
-
-    def join_leg(self, callid, call, media, e):
-        """B's end of the dialog an attended REFER names becomes leg e.leg: from now on its
-        requests come to this call (x_join), and a re-INVITE moves B onto the client's media
-        (rtpengine links parties of one call only)."""
-        other_callid, b_side = e.join.split()
-        if not call.get(f"{e.leg}_release"):        # the dialog ended before it was taken over
-            self.handle(callid, t.Failed(e.leg, "unavailable"))
-            return
-        self.store.call_update(other_callid, {"x_join": f"{callid} {e.leg} {b_side}"})
-        client_sdp = call[f"{e.client}_sdp"]
-        if sdp_text.held(client_sdp):
-            # The phone put the client on hold: B is offered, and later linked with, the
-            # client as it will be once resumed (Resume).
-            fields = {f"{e.client}_sdp": sdp_text.resumed(client_sdp), f"{e.client}_held": "1"}
-            self.store.call_update(callid, fields)
-            call.update(fields)
-        sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client), call[f"{e.client}_sdp"])
-        fields = self.sip.reinvite(call, e.leg, sdp, self.contact_for(call, e.leg))
-        self.store.call_update(callid, fields)
-        call.update(fields)
-
-    def resume(self, call, leg, sdp):
-        """The client the phone had put on hold (`<leg>_held`) is taken off hold: a re-INVITE
-        as the phone, with its media address unchanged (the SDP its link gave it), in the
-        session the client knows."""
-        if not call.get(f"{leg}_held") or not sdp or leg not in SIDES:
-            return
-        offer = sdp_text.reoffer(sdp, call.get(f"{peer(leg)}_sdp", ""))
-        fields = {**self.sip.reinvite(call, leg, offer, self.contact_for(call, leg)),
-                  f"{leg}_held": ""}
-        self.store.call_update(call["callid"], fields)
-        call.update(fields)
-
-    def release(self, call, leg):
-        """The join is done: the phone's end of the taken-over dialog gets a BYE (as from B),
-        and that dialog's media call goes (B's media is in this call now)."""
-        other_callid = call[f"{leg}_callid"]
-        other = self.store.call_load(other_callid)
-        if other:
-            other["callid"] = other_callid
-            self.store.call_update(other_callid, self.sip.bye(other, call[f"{leg}_release"]))
-        Media(self.ng, other_callid).end()
+    def resume(self, call, leg, sdp, cseq):
+        """The client the phone had put on hold is taken off hold: a re-INVITE as the phone,
+        with its media address unchanged (the SDP its link gave it), in the session the
+        client knows."""
+        if sdp:
+            offer = sdp_text.reoffer(sdp, call.get(f"{peer(leg)}_sdp", ""))
+            self.sip.reinvite(call, leg, offer, self.contact_for(call, leg), cseq)
 
     def hold_sound(self, call):
         if call.get("transfer_hold_media") == "ringback":

@@ -19,8 +19,9 @@ from .media import Media
 from .ngclient import NgClient
 from .sipmsg import (address, has_sdp, header_list, header_values, is_dtmf_info, not_the_party,
                      local_socket, pv, pvs, reply, sender_side, source, unreadable)
-from .store import SIDES, Store, peer
-from .transfer_routes import TransferRoutes, joined_by_proxy
+from .call import SIDES, JoinRef, parse_leg_callid, peer
+from .store import Store
+from .transfer_routes import TransferRoutes
 
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags. strict-source:
 # once rtpengine knows where a party sends from, packets from elsewhere are dropped (an
@@ -91,7 +92,7 @@ class Proxy(TransferRoutes):
                 self.relay()
             return
         if KSR.siputils.has_totag() > 0:
-            leg = uac.parse_leg_callid(pv("$ci"))
+            leg = parse_leg_callid(pv("$ci"))
             if leg:
                 self.route_leg_request(*leg)
             else:
@@ -159,7 +160,7 @@ class Proxy(TransferRoutes):
                 not_the_party()
                 return
             if record is not None and record.get("x_join"):
-                self.route_taken_over(callid, record["x_join"])
+                self.route_taken_over(callid, JoinRef.parse(record["x_join"]))
                 return
             if record is not None:                  # the call has had a transfer
                 self.bye_to_engine(callid, transfer.Hangup(sender_side()), record)
@@ -190,9 +191,9 @@ class Proxy(TransferRoutes):
                 self.store.call_update(callid, {**fields, f"{side}_src": source()})
             phase, a, c, join = known or ("", "", "", "")
             if join:
-                self.route_taken_over(callid, join)
+                self.route_taken_over(callid, JoinRef.parse(join))
                 return
-            if joined_by_proxy(phase, a, c):
+            if transfer.joined_by_engine(phase, a, c):
                 self.route_joined_request(callid, side)
                 return
             if sdp:
@@ -240,15 +241,15 @@ class Proxy(TransferRoutes):
         if outcome == codes.NOT_THE_PARTY:
             not_the_party()
             return
-        if call.get("x_join"):                  # a dialog an attended REFER took over
-            joined, leg, b_side = call["x_join"].split()
-            if side == b_side:
-                self.info_dtmf(joined, leg)
+        join = JoinRef.parse(call.get("x_join"))
+        if join:                                # a dialog an attended REFER took over
+            if side == join.b_side:
+                self.info_dtmf(join.callid, join.leg)
             else:
                 KSR.tm.t_reply(200, "OK")
             return
         if outcome is None or isinstance(outcome, dtmf.Pass):
-            if joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
+            if transfer.engine_owns(call):
                 KSR.tm.t_reply(200, "OK")       # the peer is gone or on hold: not relayed
                 return
             # The proxy may later speak in this dialog as this side: it must know its CSeq.
@@ -300,7 +301,7 @@ class Proxy(TransferRoutes):
                 if what == "rearm":
                     code, tag, phase = self.store.typing(callid, leg)
                     # Not while a code is typed, nor while a transfer keeps the party muted.
-                    if tag and not code and phase in ("", "talking"):
+                    if tag and not code and phase in ("", transfer.TALKING):
                         Media(self.ng, callid).guard(tag)
                 elif what == "code":
                     ended = codes.expire(self.store, callid, leg)

@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from . import limits, provisioning, resp, settings
+from .call import SIDES, JoinRef, leg_of_tag
 
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains
@@ -77,19 +78,6 @@ def dtmf_key(callid, side):
     return f"{PREFIX}dtmf:{{{callid}}}:{side}"   # hash: what that side has typed (dtmf.State)
 
 
-SIDES = ("caller", "callee")
-
-
-def peer(side):
-    """The other end of the original dialog."""
-    return "callee" if side == "caller" else "caller"
-
-
-def leg_of_tag(tag):
-    """The leg an rtpengine party tag belongs to when the proxy made it ("leg2.9f3a…"), else
-    None (the original sides' tags are their SIP tags)."""
-    leg, dot, _ = tag.partition(".")
-    return leg if dot and leg.startswith("leg") and leg[3:].isdigit() else None
 TIMERS = ("code", "rearm", "t:no_answer", "t:relink", "t:recall", "t:hangup")
 
 
@@ -339,23 +327,16 @@ class Store:
         values = self.fast.pipeline(("HMGET", call_key(callid), *names))[0]
         return {} if values[0] is None else dict(zip(names, values))
 
-    def _run(self, script, *keys_then_args):
-        """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys."""
-        args = (script.keys, *keys_then_args)
+    def _run(self, script, *keys_then_args, extra_keys=0):
+        """Run a Lua script (EVALSHA, loading it on first use); KEYS count is script.keys
+        (plus `extra_keys` declared after them)."""
+        args = (script.keys + extra_keys, *keys_then_args)
         (reply,) = self.fast.pipeline(("EVALSHA", script.sha, *args), raise_errors=False)
         if isinstance(reply, resp.RespError):
             if not str(reply).startswith("NOSCRIPT"):
                 raise reply
             (reply,) = self.fast.pipeline(("EVAL", script.text, *args))
         return reply
-
-    def call_delete(self, callid, legs=SIDES, taken_over=()):
-        """The call's record, its legs' feature-code state and pending timers, and those of
-        the dialogs it took over (`taken_over`: their Call-IDs), in one round trip."""
-        calls = [(callid, legs), *((other, SIDES) for other in taken_over)]
-        self.fast.pipeline(
-            ("DEL", *(key for c, ls in calls for key in (call_key(c), *(dtmf_key(c, leg) for leg in ls)))),
-            ("ZREM", DUE, *(f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS)))
 
     def reply_leg(self, callid, to_tag):
         """Whose reply to an in-dialog INVITE the proxy sent (not to a leg it called) ->
@@ -365,7 +346,8 @@ class Store:
         join, caller_tag, callee_tag = self.fast.pipeline(
             ("HMGET", call_key(callid), "x_join", "caller_tag", "callee_tag"))[0]
         if join:
-            return tuple(join.split()[:2])
+            ref = JoinRef.parse(join)
+            return ref.callid, ref.leg
         side = {caller_tag: "caller", callee_tag: "callee"}.get(to_tag) if to_tag else None
         return (callid, side) if side else None
 
@@ -386,16 +368,30 @@ class Store:
     def call_load(self, callid):
         return _as_dict(self.fast.pipeline(("HGETALL", call_key(callid)))[0])
 
-    def transfer_save(self, callid, version, fields, due=(), events=()):
-        """Write the transfer state (and leg) fields if the state's version is still
-        `version` (compare-and-set on x_v), schedule the timers `due` [(at, leg, kind)], and
-        append `events` to the PBX event stream, atomically. -> False when another event
-        changed the state first or the call is gone."""
-        payload = json.dumps({"fields": fields, "events": [_flat(e) for e in events],
-                              "due": [[repr(at), f"{callid} {leg} {kind}"] for at, leg, kind in due]})
-        return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, version, CALL_TTL,
-                         EVENTS_MAXLEN, payload) == 1
-
+    def transfer_save(self, callid, version, fields, due=(), events=(), others=None, ends=None):
+        """The commit of a transfer step, atomically and only if the state's version is still
+        `version` (compare-and-set on x_v): write `fields` with the state, or with `ends`
+        ((legs, Call-IDs of the dialogs it took over)) delete the call instead (its record,
+        its legs' feature-code state and pending timers, and those of the dialogs it took
+        over); apply `others` ({Call-ID: {"set": {...}, "unset": [...]}}) to other dialogs'
+        records that still exist; schedule the timers `due` [(at, leg, kind)]; append
+        `events` to the PBX event stream. -> False when another event changed the state
+        first or the call is gone."""
+        other_keys = [call_key(other) for other in (others or {})]
+        payload = {"fields": fields, "events": [_flat(e) for e in events],
+                   "due": [[repr(at), f"{callid} {leg} {kind}"] for at, leg, kind in due],
+                   "others": {call_key(c): change for c, change in (others or {}).items()}}
+        deleted = []
+        if ends is not None:
+            legs, taken = ends
+            calls = [(callid, legs), *((other, SIDES) for other in taken)]
+            deleted = [key for c, ls in calls
+                       for key in ((call_key(c),) if c != callid else ()) + tuple(dtmf_key(c, leg) for leg in ls)]
+            payload["delete"] = deleted
+            payload["unschedule"] = [f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS]
+        return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, *other_keys, *deleted,
+                         version, CALL_TTL, EVENTS_MAXLEN, json.dumps(payload),
+                         extra_keys=len(other_keys) + len(deleted)) == 1
 
     # ---- feature codes (DTMF) ----------------------------------------------
 
@@ -495,15 +491,31 @@ return 1
 """)
 
 _SAVE_TRANSFER = Script(3, """
--- KEYS: call record, due zset, event stream
--- ARGV: expected x_v ('' before the first transfer), ttl, stream maxlen, JSON payload
+-- KEYS: call record, due zset, event stream (then the other records and deleted keys the
+--       payload names, declared for Redis Cluster's slot check)
+-- ARGV: expected x_v ('' before the first transfer), ttl, stream maxlen, JSON payload:
+--       fields, others {key: {set, unset}}, due [[at, member]], events, and to end the call
+--       delete [keys besides the record], unschedule [due members]
 if redis.call('exists', KEYS[1]) == 0 then return 2 end
 if (redis.call('hget', KEYS[1], 'x_v') or '') ~= ARGV[1] then return 0 end
 local p = cjson.decode(ARGV[4])
-local fields = {'x_v', (tonumber(ARGV[1]) or 0) + 1}
-for k, v in pairs(p.fields) do fields[#fields + 1] = k; fields[#fields + 1] = v end
-redis.call('hset', KEYS[1], unpack(fields))
-redis.call('expire', KEYS[1], ARGV[2])
+for key, change in pairs(p.others) do
+  if redis.call('exists', key) == 1 then
+    local set = {}
+    for k, v in pairs(change.set) do set[#set + 1] = k; set[#set + 1] = v end
+    if #set > 0 then redis.call('hset', key, unpack(set)) end
+    if #change.unset > 0 then redis.call('hdel', key, unpack(change.unset)) end
+  end
+end
+if p.delete then
+  redis.call('del', KEYS[1], unpack(p.delete))
+  if #p.unschedule > 0 then redis.call('zrem', KEYS[2], unpack(p.unschedule)) end
+else
+  local fields = {'x_v', (tonumber(ARGV[1]) or 0) + 1}
+  for k, v in pairs(p.fields) do fields[#fields + 1] = k; fields[#fields + 1] = v end
+  redis.call('hset', KEYS[1], unpack(fields))
+  redis.call('expire', KEYS[1], ARGV[2])
+end
 for _, d in ipairs(p.due) do redis.call('zadd', KEYS[2], d[1], d[2]) end
 for _, e in ipairs(p.events) do
   redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(e))

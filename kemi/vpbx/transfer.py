@@ -19,13 +19,31 @@ taken over as B's leg, which a re-INVITE moves onto C's media.
 The adapters turn SIP messages, rtpengine reports and timers into events and execute the
 effects; they also decide whether a code's target is valid (`Transfer.refused`).
 """
-from dataclasses import dataclass, field, replace
+from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Callable, Mapping, Union
+
+from .call import SIDES, Takeover
+
+
+class Phase(StrEnum):
+    TALKING = "talking"
+    RINGING = "ringing"
+    CONSULT = "consult"
+    BLIND = "blind"
+    RECALLING = "recalling"
+    RECALL_WAIT = "recall_wait"
+    ENDING = "ending"
+    ENDED = "ended"
+
+
+TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED = Phase
+PHASES = tuple(Phase)
 REFER, JOIN = "refer", "join"      # State.mode of a transfer a phone asked for with REFER
-TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED = (
-    "talking", "ringing", "consult", "blind", "recalling", "recall_wait", "ending", "ended")
-PHASES = (TALKING, RINGING, CONSULT, BLIND, RECALLING, RECALL_WAIT, ENDING, ENDED)
-ORIGINAL = frozenset(("caller", "callee"))      # the legs of the dialog the proxy relays
+ORIGINAL = frozenset(SIDES)         # the legs of the dialog the proxy relays
+RETURN_CODE = "*1"                  # the feature code that returns the call to the transferor
 
 
 @dataclass(frozen=True)
@@ -41,7 +59,7 @@ class Rules:
 
 @dataclass(frozen=True)
 class State:
-    phase: str = TALKING
+    phase: Phase = TALKING
     c: str = "caller"       # the leg that stays (C while a transfer runs)
     a: str = "callee"       # the leg talking to C (A while a transfer runs); "" once A left
     b: str = ""             # the leg being called or consulted (B, or A when called back)
@@ -63,8 +81,7 @@ class Transfer:             # `leg` completed *EXT; refused: why EXT is no valid
     refused: str = ""
     refer: bool = False     # asked with a REFER the proxy answered itself (blind transfer)
     external: bool = False  # ext is an external number (called through the outbound trunk)
-    join: str = ""          # REFER with Replaces: the dialog with B to take over,
-                            # "<its Call-ID> <B's side in it>"
+    join: Takeover | None = None    # REFER with Replaces: the dialog with B to take over
 
 
 @dataclass(frozen=True)
@@ -131,8 +148,8 @@ class Call:                 # originate an INVITE to extension `ext` as leg `leg
     transferor: str = ""    # the leg of A (Referred-By, identity when caller-number is off)
     recall: bool = False    # a call-back to A: A's phone shows the client's number
     external: bool = False  # an external number, not an extension
-    join: str = ""          # no INVITE: take over B's end of this dialog (Transfer.join) and
-                            # re-INVITE B onto the client's media
+    join: Takeover | None = None    # no INVITE: take over B's end of this dialog
+                                    # (Transfer.join) and re-INVITE B onto the client's media
 
 
 @dataclass(frozen=True)
@@ -200,7 +217,15 @@ class Publish:              # append a transfer event to the PBX event stream
     details: dict = field(default_factory=dict)
 
 
-def step(state, event, rules=Rules()):
+Event = Union[Transfer, Return, Progress, Answered, Failed, Hangup, Timeout]
+Effect = Union[Hold, Ringback, Link, Tone, Call, Release, Resume, Restore, Cancel, Bye, Accept,
+               Relay, Drop, EndCall, Notify, Schedule, Publish]
+Effects = list[Effect]
+Handler = Callable[[State, Event, Rules], tuple[State, Effects]]
+DEFAULT_RULES = Rules()
+
+
+def step(state: State, event: Event, rules: Rules = DEFAULT_RULES) -> tuple[State, Effects]:
     """-> (new state, [effects]). Events that do not apply to the state change nothing."""
     handler = _HANDLERS.get((state.phase, type(event)))
     if handler is None:
@@ -217,10 +242,6 @@ def _stale(state, event):
     return []
 
 
-def _ignore(state, event, rules):
-    return state, _stale(state, event)
-
-
 # What a phone that asked with REFER is told (sipfrag status lines).
 REFUSED_STATUS = {"no_such_extension": "404 Not Found", "not_registered": "480 Temporarily Unavailable",
                   "own_call": "403 Forbidden", "no_outbound_trunk": "503 Service Unavailable",
@@ -230,7 +251,7 @@ FAILURE_STATUS = {"busy": "486 Busy Here", "rejected": "603 Decline",
                   "not_registered": "480 Temporarily Unavailable"}
 
 
-def spliced(x, y):
+def spliced(x: str, y: str) -> bool:
     """Whether legs x and y are joined by the proxy (not the two ends of the original dialog)."""
     return {x, y} != ORIGINAL
 
@@ -302,10 +323,6 @@ def talking_hangup(s, e, rules):
 
 
 # ---- RINGING: A on, B rings, C on hold --------------------------------------
-
-def ringing_progress(s, e, rules):
-    return s, [Publish("ringing", {"target": s.b_ext})] if e.leg == s.b else []
-
 
 def ringing_answered(s, e, rules):
     if e.leg != s.b:
@@ -439,7 +456,8 @@ def blind_timeout(s, e, rules):
                       first=s.phase == BLIND)
 
 
-def blind_progress(s, e, rules):
+def b_rings(s, e, rules):
+    """180/183 of B (or of A called back)."""
     return s, [Publish("ringing", {"target": s.b_ext})] if e.leg == s.b else []
 
 
@@ -474,11 +492,11 @@ def ending_timeout(s, e, rules):
     return replace(s, phase=ENDED), [Bye(s.c), EndCall()]
 
 
-_HANDLERS = {
+_HANDLERS: dict[tuple[Phase, type], Handler] = {
     (TALKING, Transfer): talking_transfer,
     (TALKING, Hangup): talking_hangup,
     (TALKING, Timeout): talking_timeout,
-    (RINGING, Progress): ringing_progress,
+    (RINGING, Progress): b_rings,
     (RINGING, Answered): ringing_answered,
     (RINGING, Failed): ringing_failed,
     (RINGING, Timeout): ringing_timeout,
@@ -489,12 +507,12 @@ _HANDLERS = {
     (BLIND, Answered): blind_answered,
     (BLIND, Failed): blind_failed,
     (BLIND, Timeout): blind_timeout,
-    (BLIND, Progress): blind_progress,
+    (BLIND, Progress): b_rings,
     (BLIND, Hangup): blind_hangup,
     (RECALLING, Answered): blind_answered,
     (RECALLING, Failed): blind_failed,
     (RECALLING, Timeout): blind_timeout,
-    (RECALLING, Progress): blind_progress,
+    (RECALLING, Progress): b_rings,
     (RECALLING, Hangup): blind_hangup,
     (RECALL_WAIT, Timeout): recall_wait_timeout,
     (RECALL_WAIT, Hangup): c_leaves,
@@ -505,12 +523,30 @@ _HANDLERS = {
 
 # ---- persistence (flat string fields for a Redis hash) -----------------------
 
-def to_fields(state):
+def to_fields(state: State) -> dict[str, str]:
     return {k: str(v) for k, v in state.__dict__.items()}
 
 
-def from_fields(fields):
+def from_fields(fields: Mapping[str, str]) -> State:
     if not fields:
         return State()
     base = State()
     return State(**{k: type(getattr(base, k))(fields[k]) for k in base.__dict__ if k in fields})
+
+
+def state_of(record: Mapping[str, str]) -> State:
+    """The machine's state in a call record (its x_* fields; x_v is their version)."""
+    return from_fields({k[2:]: v for k, v in record.items() if k.startswith("x_") and k != "x_v"})
+
+
+def joined_by_engine(phase: str, a: str, c: str) -> bool:
+    """Whether a call's legs are joined by the engine (not plainly relayed): while a transfer
+    runs, and once the talking legs are not the original dialog's two ends."""
+    return bool(phase) and (phase != TALKING or spliced(a, c))
+
+
+def engine_owns(record: Mapping[str, str]) -> bool:
+    """Whether the transfer engine, not plain relaying, decides a call's requests: its legs
+    are joined by the engine, or it is a dialog an attended REFER took over (x_join)."""
+    return bool(record.get("x_join")) or joined_by_engine(
+        record.get("x_phase") or "", record.get("x_a") or "", record.get("x_c") or "")

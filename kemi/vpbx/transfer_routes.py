@@ -12,7 +12,7 @@ import KSR
 from . import refer, registration, transfer
 from . import engine as engine_mod, uac
 from .sipmsg import has_sdp, is_dtmf_info, not_the_party, pv, pvs, sender_side, source
-from .store import SIDES, peer
+from .call import SIDES, Takeover, cseq_field, parse_leg_callid, peer
 
 
 def trunk_address(call, side):
@@ -20,12 +20,6 @@ def trunk_address(call, side):
     if side == "caller":
         return call["caller_src"].partition(":")[2]
     return call["callee_target"].split("@", 1)[-1].split(";")[0]
-
-
-def joined_by_proxy(phase, a, c):
-    """Whether a call's legs are joined by the transfer engine (not plainly relayed): while
-    a transfer runs, and once the talking legs are not the original dialog's two ends."""
-    return bool(phase) and (phase != transfer.TALKING or transfer.spliced(a, c))
 
 
 def failure_reason(status):
@@ -60,7 +54,7 @@ class TransferRoutes:
         if not self.sent_by(call, sender_side()):
             not_the_party()
             return False
-        if call.get("x_join") or joined_by_proxy(call.get("x_phase"), call.get("x_a"), call.get("x_c")):
+        if transfer.engine_owns(call):
             KSR.sl.sl_send_reply(501, "Not Implemented - REFER in a call the PBX transferred")
             return False
         try:
@@ -105,7 +99,7 @@ class TransferRoutes:
             return False
         if KSR.tm.t_newtran() <= 0:
             return True
-        state = engine_mod.state_of(call)
+        state = transfer.state_of(call)
         if state.phase != transfer.TALKING:
             KSR.tm.t_reply(491, "Request Pending - a transfer is in progress")
             return True
@@ -134,8 +128,9 @@ class TransferRoutes:
             # What the phone would hear had the transferee sent the INVITE with Replaces.
             KSR.tm.t_reply(202, "Accepted")
             call["callid"] = callid
-            self.store.call_update(callid, uac.notify(
-                call, side, "481 Call/Transaction Does Not Exist", True))
+            cseq = int(call.get(cseq_field(side)) or 0) + 1
+            self.store.call_update(callid, {cseq_field(side): str(cseq)})
+            uac.notify(call, side, "481 Call/Transaction Does Not Exist", True, cseq)
             return None
         a_side = peer(b_side)
         if replaces.callid == callid:
@@ -144,8 +139,7 @@ class TransferRoutes:
             KSR.tm.t_reply(403, "Forbidden - Replaces names a call of another tenant")
         elif other.get(f"{a_side}_ext") != call.get(f"{side}_ext"):
             KSR.tm.t_reply(403, "Forbidden - Replaces names a call of another party")
-        elif other.get("x_join") or joined_by_proxy(other.get("x_phase"), other.get("x_a"),
-                                                    other.get("x_c")):
+        elif transfer.engine_owns(other):
             KSR.tm.t_reply(491, "Request Pending - the other call is being transferred")
         elif other.get(f"{b_side}_role") != "ext":
             # B gets a re-INVITE onto the client's media: never a trunk's party.
@@ -157,7 +151,7 @@ class TransferRoutes:
         else:
             return transfer.Transfer(side, other.get(f"{b_side}_ext", ""),
                                      leg_ext=call.get(f"{side}_ext", ""), refer=True,
-                                     join=f"{replaces.callid} {b_side}")
+                                     join=Takeover(replaces.callid, b_side))
         return None
 
     # ---- requests in calls the engine looks after ---------------------------------
@@ -173,10 +167,11 @@ class TransferRoutes:
         return False
 
     def route_taken_over(self, callid, join):
-        """A request in a dialog an attended REFER has taken over (x_join): B's end is a leg
-        of the client's call now; the phone's end is leaving (answered here, not relayed)."""
-        joined, leg, b_side = join.split()
-        if sender_side() != b_side:                 # the phone's end
+        """A request in a dialog an attended REFER has taken over (join: its JoinRef): B's end
+        is a leg of the client's call now; the phone's end is leaving (answered here, not
+        relayed)."""
+        joined, leg = join.callid, join.leg
+        if sender_side() != join.b_side:                 # the phone's end
             if KSR.is_BYE():
                 KSR.sl.sl_send_reply(200, "OK")
             elif KSR.tm.t_newtran() > 0:
@@ -247,7 +242,7 @@ class TransferRoutes:
         called, to one it took over with an attended REFER, or to an original side (the
         client taken off hold); (None, None) when gone."""
         callid = pv("$ci")
-        return uac.parse_leg_callid(callid) or self.store.reply_leg(callid, pv("$tt")) or (None, None)
+        return parse_leg_callid(callid) or self.store.reply_leg(callid, pv("$tt")) or (None, None)
 
     def ksr_onreply_leg(self, msg):
         """A provisional or 2xx reply of a leg the proxy called (tm ACKs a 2xx itself)."""
@@ -265,9 +260,9 @@ class TransferRoutes:
             elif 200 <= status < 300:
                 tag, contact, body = pvs("$tt", "$ct", "$rb")
                 # Its requests must come from where its answer came from (Proxy.sent_by).
-                self.store.call_update(callid, {f"{leg}_tag": tag, f"{leg}_sdp": body, f"{leg}_src": source(),
-                                               f"{leg}_contact": registration.parse_contact(contact).uri})
-                self.engine.handle(callid, transfer.Answered(leg))
+                self.engine.handle(callid, transfer.Answered(leg), fields={
+                    f"{leg}_tag": tag, f"{leg}_sdp": body, f"{leg}_src": source(),
+                    f"{leg}_contact": registration.parse_contact(contact).uri})
         except Exception:
             KSR.err(f"vpbx: leg reply {pv('$ci')}: {traceback.format_exc()}")
         return 1

@@ -12,27 +12,12 @@ import socket
 import KSR
 
 from .registration import parse_contact
-from .store import peer
+from .call import peer
 
-LEG_PREFIX = "vpbx-"
 # INVITEs being sent by this process, Call-ID -> From display name: tm's local-request event
 # (run inside t_uac_send) gives them their reply routes, and puts back the display name that
 # t_uac_send drops (Kamailio 5.6).
 _SENDING = {}
-
-
-def leg_callid(callid, leg):
-    """The Call-ID of a leg the proxy originates: names the call and the leg, so that any
-    node can route the leg's requests and replies without a lookup."""
-    return f"{LEG_PREFIX}{leg}-{callid}"
-
-
-def parse_leg_callid(value):
-    """-> (call-id of the call, leg) or None for a Call-ID the proxy did not make."""
-    if not value.startswith(LEG_PREFIX):
-        return None
-    leg, sep, callid = value[len(LEG_PREFIX):].partition("-")
-    return (callid, leg) if sep and leg.startswith("leg") and callid else None
 
 
 def nexthop(src):
@@ -57,26 +42,26 @@ def proxy_contact(socket_text):
 
 def dialog(call, leg):
     """How the proxy addresses `leg` in its dialog: (R-URI, next hop, socket, From, To,
-    Call-ID, CSeq field name)."""
+    Call-ID)."""
     if leg in ("caller", "callee"):
         other = peer(leg)
         return (parse_contact(call[f"{leg}_contact"]).uri, call[f"{leg}_src"], call[f"{leg}_socket"],
                 f"<{call[f'{other}_uri']}>;tag={call[f'{other}_tag']}",
                 f"<{call[f'{leg}_uri']}>;tag={call[f'{leg}_tag']}",
-                call["callid"], f"{other}_cseq")
+                call["callid"])
     # Like the proxy's own routing to extensions: to the registered (then answered) Contact;
     # a taken-over dialog's end is reached where its requests came from.
     to_tag = call.get(f"{leg}_tag", "")
     return (call.get(f"{leg}_contact") or call[f"{leg}_target"], call.get(f"{leg}_src", ""),
             call[f"{leg}_socket"], call[f"{leg}_from"],
             f"<{call[f'{leg}_uri']}>" + (f";tag={to_tag}" if to_tag else ""),
-            call[f"{leg}_callid"], f"{leg}_cseq")
+            call[f"{leg}_callid"])
 
 
 def invite(call, leg, sdp, identity, referred_by):
     """The INVITE to an originated leg. identity: (From header value, P-Asserted-Identity
     value, Privacy value or "")."""
-    ruri, dst, sock, _, to, callid, _ = dialog(call, leg)
+    ruri, dst, sock, _, to, callid = dialog(call, leg)
     from_hdr, pai, privacy = identity
     headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: 1 INVITE\r\n"
                f"Contact: {proxy_contact(sock)}\r\nMax-Forwards: 70\r\n"
@@ -91,14 +76,14 @@ def invite(call, leg, sdp, identity, referred_by):
         _SENDING.pop(callid, None)
 
 
-def reinvite(call, leg, sdp, contact):
+def reinvite(call, leg, sdp, contact, cseq):
     """A re-INVITE into the leg's dialog (B of a taken-over dialog moves onto the client's
-    media; the client comes off hold). -> the record fields to update (the CSeq used)."""
+    media; the client comes off hold)."""
     callid = dialog(call, leg)[5]
     _SENDING[callid] = ""
     try:
-        return request(call, leg, "INVITE",
-                       f"Contact: {contact}\r\nContent-Type: application/sdp\r\n", sdp)
+        request(call, leg, "INVITE", cseq,
+                f"Contact: {contact}\r\nContent-Type: application/sdp\r\n", sdp)
     finally:
         _SENDING.pop(callid, None)
 
@@ -117,24 +102,22 @@ def restore_display(callid):
         KSR.textops.subst_hf("From", f"/^[^<]*</{safe} </", "f")
 
 
-def request(call, leg, method, extra="", body=""):
-    """A request into the leg's dialog. -> the record fields to update (the CSeq used)."""
-    ruri, dst, sock, from_hdr, to, callid, cseq_field = dialog(call, leg)
-    cseq = int(call.get(cseq_field) or 0) + 1
+def request(call, leg, method, cseq, extra="", body=""):
+    """A request into the leg's dialog with CSeq `cseq` (planned: call.cseq_field)."""
+    ruri, dst, sock, from_hdr, to, callid = dialog(call, leg)
     headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: {cseq} {method}\r\n"
                f"Max-Forwards: 70\r\n{extra}")
     _send(method, ruri, dst, sock, headers, body)
-    return {cseq_field: str(cseq)}
 
 
-def bye(call, leg):
-    return request(call, leg, "BYE")
+def bye(call, leg, cseq):
+    request(call, leg, "BYE", cseq)
 
 
-def notify(call, leg, status, final):
+def notify(call, leg, status, final, cseq):
     """Progress of a REFER the proxy answered itself (RFC 3515: message/sipfrag)."""
     state = "terminated;reason=noresource" if final else "active;expires=60"
-    return request(call, leg, "NOTIFY",
+    request(call, leg, "NOTIFY", cseq,
                    f"Event: refer\r\nSubscription-State: {state}\r\n"
                    f"Contact: {proxy_contact(call[f'{leg}_socket'])}\r\n"
                    "Content-Type: message/sipfrag\r\n",

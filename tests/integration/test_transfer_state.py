@@ -3,7 +3,7 @@ same moment by several processes are applied one after the other, none lost."""
 import threading
 
 from vpbx import transfer as t
-from vpbx.engine import state_of
+from vpbx.transfer import state_of
 from vpbx.store import Store
 
 CALLID = "cas-test-call"
@@ -33,7 +33,8 @@ def test_concurrent_transitions_are_serialised(pbx):
     call = store.call_load(CALLID)
     assert state_of(call).legs == workers * rounds          # no update lost
     assert call["x_v"] == str(workers * rounds)
-    store.call_delete(CALLID, [f"w{n}" for n in range(workers)])
+    assert store.transfer_save(CALLID, call["x_v"], {}, ends=([f"w{n}" for n in range(workers)], []))
+    assert store.call_load(CALLID) == {}
     pbx.redis.zrem("vpbx:due", *[f"{CALLID} w{n} t:test" for n in range(workers)])
 
 
@@ -43,6 +44,7 @@ def test_a_stale_version_writes_nothing(pbx):
     assert store.transfer_save(CALLID, "", {"x_phase": "ringing"}, events=[{"type": "transfer"}])
     assert not store.transfer_save(CALLID, "", {"x_phase": "ended"})    # lost the race
     assert store.call_load(CALLID)["x_phase"] == "ringing"
-    store.call_delete(CALLID)
+    assert not store.transfer_save(CALLID, "", {}, ends=(["caller", "callee"], []))   # stale
+    assert store.transfer_save(CALLID, "1", {}, ends=(["caller", "callee"], []))     # versioned delete
     assert not store.transfer_save(CALLID, "1", {"x_phase": "ended"})   # the call is gone
     assert store.call_load(CALLID) == {}

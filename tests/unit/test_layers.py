@@ -6,7 +6,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "kemi" / "vpbx"
 PURE = ("settings", "provisioning", "routing", "registration", "dtmf", "transfer", "refer", "sdp",
-        "bencode", "limits", "lockout")
+        "bencode", "limits", "lockout", "call", "plan")
 FORBIDDEN = {"KSR", "redis", "socket", "subprocess", "os", "time"}
 
 

@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from vpbx import transfer as t
+from vpbx.call import Takeover
 from vpbx.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
                            Hold, Link, Notify, Progress, Publish, Relay, Release, Restore, Resume, Return,
                            Ringback, Rules, Schedule, State, Timeout, Tone, Transfer)
@@ -272,7 +273,7 @@ def test_the_phone_hanging_up_before_b_answers_makes_it_blind():
 
 # ---- a phone's REFER with Replaces, terminated by the proxy (attended) ------------------
 
-JOINED = Transfer("callee", "100", leg_ext="201", refer=True, join="y@h callee")
+JOINED = Transfer("callee", "100", leg_ext="201", refer=True, join=Takeover("y@h", "callee"))
 
 
 def test_an_attended_refer_takes_over_the_dialog_with_b_instead_of_calling_it():
@@ -280,7 +281,7 @@ def test_an_attended_refer_takes_over_the_dialog_with_b_instead_of_calling_it():
     assert (state.phase, state.mode, state.b) == (t.RINGING, "join", "leg1")
     assert without_publish(effects) == [
         Hold("caller", mute=("callee",)), Notify("callee", "100 Trying", final=False),
-        Call("leg1", "100", client="caller", transferor="callee", join="y@h callee"),
+        Call("leg1", "100", client="caller", transferor="callee", join=Takeover("y@h", "callee")),
         Schedule("no_answer", "leg1", 15)]
     assert effects[-1].details["mode"] == "attended-refer"
 
@@ -323,7 +324,7 @@ def test_the_phone_hanging_up_during_a_join_still_joins():
 LEGS = ("caller", "callee", "leg1", "leg2", "nobody")
 EVENTS = ([Transfer(leg, "100", "201") for leg in LEGS]
           + [Transfer(leg, "100", "201", refer=True) for leg in LEGS]
-          + [Transfer(leg, "100", "201", refer=True, join="y@h callee") for leg in LEGS]
+          + [Transfer(leg, "100", "201", refer=True, join=Takeover("y@h", "callee")) for leg in LEGS]
           + [Transfer(leg, "999", "201", refused="no_such_extension") for leg in LEGS]
           + [Return(leg) for leg in LEGS] + [Progress(leg) for leg in LEGS]
           + [Answered(leg) for leg in LEGS] + [Failed(leg, "busy") for leg in LEGS]
