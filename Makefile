@@ -3,7 +3,7 @@
 PYTHON := /usr/bin/python3
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: deps run up down test unit integration fuzz bench
+.PHONY: deps run up down test unit component integration fuzz bench
 
 deps:
 	@scripts/install-deps
@@ -22,6 +22,9 @@ test: deps
 
 unit: deps
 	$(PYTHON) -m pytest tests/unit
+
+component: deps
+	$(PYTHON) -m pytest tests/component
 
 integration: deps
 	$(PYTHON) -m pytest tests/integration
