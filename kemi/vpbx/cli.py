@@ -134,7 +134,8 @@ def cmd_run(cfg, args):
     stack.up(cfg)
     try:
         cmd_demo(cfg, args)
-        print(f"vpbx: running. Point softphones at {cfg.host}:{cfg.sip_port} (domain {DEMO_TENANT}). Ctrl-C stops.")
+        print(f"vpbx: running. Point softphones at {cfg.host}:{cfg.sip_port} (domain {DEMO_TENANT}). "
+              "Ctrl-C stops.")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
             signal.pause()
@@ -160,7 +161,8 @@ def cmd_ext(cfg, args):
     store = Store(cfg.redis())
     if args.action == "add":
         store.ext_add(args.domain, args.ext, args.password)
-        print(f"extension {args.ext}@{args.domain} added ({'digest auth' if args.password else 'open, no auth'})")
+        auth = "digest auth" if args.password else "open, no auth"
+        print(f"extension {args.ext}@{args.domain} added ({auth})")
     elif args.action == "del":
         store.ext_del(args.domain, args.ext)
         print(f"extension {args.ext}@{args.domain} deleted")

@@ -6,7 +6,6 @@ per source, read together with the previous window's, gives a sliding estimate.
 """
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
 
 # Well-known scanners and attack tools, as they name themselves in User-Agent (lower case;
 # a case-insensitive substring match). "sipcli/" with its slash: "SIPClient" is no scanner.
@@ -52,7 +51,7 @@ def parse_rate(kind: str, text: str) -> int:
     return rate
 
 
-def effective_rate(kind: str, stored: Optional[str]) -> int:
+def effective_rate(kind: str, stored: str | None) -> int:
     """The rate in force: the stored value (vpbx:limits) or the default. A value that is
     no number (hand-edited Redis) counts as the default rather than as no limit."""
     try:
@@ -101,7 +100,7 @@ def over(budget: int, count: Count, fraction: float) -> bool:
     return budget > 0 and estimate(count, fraction) > budget
 
 
-def refused_rate(kind: str, stored: Optional[str], count: Count, now: float) -> Optional[int]:
+def refused_rate(kind: str, stored: str | None, count: Count, now: float) -> int | None:
     """A request of `kind` counted as `count`: None when it may pass, else the Retry-After
     seconds of its 503."""
     rate = effective_rate(kind, stored)
@@ -151,7 +150,7 @@ class Throttle:
         self.last = {}          # topic -> when a line was last let through
         self.skipped = {}       # topic -> lines left out since
 
-    def allow(self, topic: str, now: float) -> Optional[int]:
+    def allow(self, topic: str, now: float) -> int | None:
         """-> None: leave this line out; else how many lines were left out before it."""
         last = self.last.get(topic)
         if last is not None and now - last < self.interval:

@@ -12,7 +12,7 @@ A success resets nothing (else one known password would let a scanner reset its 
 """
 import ipaddress
 from dataclasses import dataclass, fields
-from typing import Mapping
+from collections.abc import Mapping
 
 # name -> (default, lowest, highest)
 LIMITS = {

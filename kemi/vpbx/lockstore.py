@@ -5,7 +5,6 @@ One counter per subject, shared by every proxy node: `vpbx:authfail:src:<ip>` an
 reaches the limit extends it to the lock time, and while it is at the limit or above the
 subject is locked. Each counter is one key (one Redis Cluster slot per script).
 """
-from typing import Optional
 
 from . import lockout
 from .store import PREFIX, _as_dict, loc_key
@@ -83,7 +82,7 @@ def subjects(r) -> list:
     return rows
 
 
-def clear(r, kind: str, subject: Optional[tuple] = None) -> int:
+def clear(r, kind: str, subject: tuple | None = None) -> int:
     """Forget the failures (and lock) of a source IP, an extension (domain, ext), or all
     ("all") -> how many subjects were cleared; ValueError when there was none to clear."""
     if kind == "all":

@@ -10,7 +10,6 @@ Open extensions (no password) stay discoverable: they are believed without a cha
 """
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 # Numbers that leave through the outbound trunk: +E.164, an outside-line 0, or anything
 # longer than an extension. A short number that is no extension is a 404, not a call out.
@@ -49,7 +48,7 @@ class Decision:
     """What to do with a request. `secret` is the HA1 the caller must prove
     (digest auth) before `outcome` applies; None when no auth applies."""
     outcome: object
-    secret: Optional[str] = None
+    secret: str | None = None
     caller_role: str = ""       # "ext" | "trunk" | "" (unknown)
     caller_ext: str = ""
 
@@ -61,11 +60,11 @@ class InviteFacts:
     ruri_user: str
     ruri_domain: str
     ruri_is_local: bool             # the R-URI host is this proxy's own address
-    trunk_tenant: Optional[str]     # tenant whose trunk sent the request (by source address)
+    trunk_tenant: str | None        # tenant whose trunk sent the request (by source address)
     tenant_known: bool              # the call's tenant exists
-    caller_secret: Optional[str]    # None: From user is no extension; "": open; else HA1
+    caller_secret: str | None       # None: From user is no extension; "": open; else HA1
     callee_is_ext: bool             # R-URI user is an extension of the call's tenant
-    outbound: Optional[str]         # the tenant's outbound trunk, IP:PORT
+    outbound: str | None            # the tenant's outbound trunk, IP:PORT
     decoy_secret: str               # HA1 nobody knows: what a caller that is no extension must prove
 
 

@@ -84,7 +84,8 @@ class Config:
     @property
     def rtpe(self):
         """rtpengine's ng address as host:port."""
-        return f"[{self.rtpe_host}]:{self.rtpe_port}" if ":" in self.rtpe_host else f"{self.rtpe_host}:{self.rtpe_port}"
+        host = f"[{self.rtpe_host}]" if ":" in self.rtpe_host else self.rtpe_host
+        return f"{host}:{self.rtpe_port}"
 
     def ng(self):
         return NgClient(self.rtpe_host, self.rtpe_port)
@@ -226,7 +227,8 @@ def up(cfg, timeout=20.0, say=print):
         deadline = time.monotonic() + timeout
         while not _ready(ready):
             if proc.poll() is not None or time.monotonic() > deadline:
-                why = f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready after {timeout:.0f} s"
+                why = (f"exited with {proc.returncode}" if proc.poll() is not None
+                       else f"not ready after {timeout:.0f} s")
                 down(cfg, say=lambda _: None)
                 raise StackError(f"{name} {why}; last lines of {log}:\n{_tail(log)}")
             time.sleep(0.1)

@@ -82,7 +82,7 @@ class Sipp:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, 9)
             self.proc.wait()
-            raise AssertionError(f"{self.name}: SIPp did not finish within {timeout} s")
+            raise AssertionError(f"{self.name}: SIPp did not finish within {timeout} s") from None
         return self.proc.returncode
 
     def passed(self, timeout=30):
@@ -188,7 +188,7 @@ class RtpPeer:
         while time.monotonic() < end:
             try:
                 data = self.sock.recv(2048)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if len(data) >= 12 and data[0] >> 6 == 2:
                 ssrc = struct.unpack("!I", data[8:12])[0]

@@ -55,7 +55,7 @@ class RawUa:
     def request(self, method, ruri, head, body="", timeout=5.0):
         """Send a request (retransmitted every 0.5 s) -> its final response (text)."""
         branch = "z9hG4bK" + uuid.uuid4().hex
-        extra = f"Content-Type: application/sdp\r\n" if body else ""
+        extra = "Content-Type: application/sdp\r\n" if body else ""
         text = (f"{method} {ruri} SIP/2.0\r\nVia: {self._via(branch)}\r\nMax-Forwards: 70\r\n"
                 f"{head}{extra}Content-Length: {len(body)}\r\n\r\n{body}")
         with self._cond:
@@ -119,7 +119,7 @@ class RawUa:
         while not self._stop:
             try:
                 data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

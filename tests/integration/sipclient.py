@@ -66,7 +66,7 @@ class SipClient:
             f"Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={callid[:8]}\r\n"
             f"To: <sip:{to_user}@{domain}>\r\nCall-ID: {callid}\r\nCSeq: {cseq} {method}\r\n"
             f"Contact: {contact}\r\nUser-Agent: {user_agent}\r\n"
-            + (f"Expires: 300\r\n" if method == "REGISTER" else "")
+            + ("Expires: 300\r\n" if method == "REGISTER" else "")
             + authorization + "Content-Length: 0\r\n\r\n")
         response = self.send(message)
         if method == "INVITE":          # a final answer to an INVITE is acknowledged

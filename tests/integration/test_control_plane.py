@@ -33,7 +33,7 @@ def answered(address, payload, timeout=0.5):
         sock.send(payload)
         try:
             return sock.recv(4096)
-        except (socket.timeout, ConnectionRefusedError):
+        except (TimeoutError, ConnectionRefusedError):
             return None
 
 
@@ -65,7 +65,8 @@ def test_control_sockets_are_not_on_the_public_address(public_node):
 
 
 def dropped(cfg):
-    match = re.search(r"vpbx_nonsip_dropped = (\d+)", kamcmd(cfg, "stats.get_statistics", "vpbx_nonsip_dropped"))
+    match = re.search(r"vpbx_nonsip_dropped = (\d+)",
+                      kamcmd(cfg, "stats.get_statistics", "vpbx_nonsip_dropped"))
     return int(match.group(1))
 
 
@@ -116,7 +117,8 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
 
 
 def options(branch):
-    return (f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {STRANGER}:5999;branch=z9hG4bK{branch};rport\r\n"
+    return (f"OPTIONS sip:127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {STRANGER}:5999;branch=z9hG4bK{branch};rport\r\n"
             f"Max-Forwards: 70\r\nFrom: <sip:x@{STRANGER}>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
             f"Call-ID: {branch}@{STRANGER}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
 

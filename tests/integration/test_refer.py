@@ -69,8 +69,7 @@ def test_bad_refers_are_answered_by_the_proxy(pbx, refer_to, code):
 def test_a_refer_with_replaces_is_relayed_with_it(pbx):
     pbx.store.ext_add(TENANT, "100")
     a, b = referring_call(
-        pbx, "Refer-To: <sip:100@{}?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>".format(
-            pbx.address), 202)
+        pbx, f"Refer-To: <sip:100@{pbx.address}?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>", 202)
     assert header(b.received("REFER ")[0], "Refer-To") == (
         "<sip:100@t1.test?Replaces=abc%40h%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>")
 
