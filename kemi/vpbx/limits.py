@@ -76,7 +76,7 @@ def source_key(ip: str) -> str:
     return str(ipaddress.ip_network(f"{addr}/64", strict=False).network_address) + "/64"
 
 
-def window(now: float, seconds: int = WINDOW):
+def window(now: float, seconds: int = WINDOW) -> tuple[int, float]:
     """-> (index of the fixed window `now` falls in, fraction of it gone by)."""
     index = int(now // seconds)
     return index, now / seconds - index
@@ -120,11 +120,11 @@ class Blocked:
     per worker and second, not one per request). Only a cache of a shared decision: the
     count itself is in Redis."""
 
-    def __init__(self, hold: float = BLOCK_HOLD, size: int = 10000):
+    def __init__(self, hold: float = BLOCK_HOLD, size: int = 10000) -> None:
         self.hold, self.size = hold, size
-        self.until = {}
+        self.until: dict[tuple[str, str], float] = {}
 
-    def add(self, kind: str, source: str, now: float):
+    def add(self, kind: str, source: str, now: float) -> None:
         if len(self.until) >= self.size:       # many sources at once: forget the expired
             self.until = {k: t for k, t in self.until.items() if t > now}
             if len(self.until) >= self.size:
@@ -145,10 +145,10 @@ class Throttle:
     """At most one log line per `interval` seconds for each topic; the lines left out are
     counted and reported with the next one."""
 
-    def __init__(self, interval: float = 10.0):
+    def __init__(self, interval: float = 10.0) -> None:
         self.interval = interval
-        self.last = {}          # topic -> when a line was last let through
-        self.skipped = {}       # topic -> lines left out since
+        self.last: dict[str, float] = {}      # topic -> when a line was last let through
+        self.skipped: dict[str, int] = {}     # topic -> lines left out since
 
     def allow(self, topic: str, now: float) -> int | None:
         """-> None: leave this line out; else how many lines were left out before it."""

@@ -35,8 +35,10 @@ class Limits:
         return cls(**{f.name: _bounded(f.name, stored.get(f.name)) for f in fields(cls)})
 
 
-def _bounded(name, text):
+def _bounded(name: str, text: str | None) -> int:
     default, low, high = LIMITS[name]
+    if text is None:
+        return default
     try:
         value = int(text)
     except (TypeError, ValueError):

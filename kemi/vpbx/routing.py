@@ -43,11 +43,14 @@ class Register:
     ext: str
 
 
+Outcome = Reject | ToExtension | ToTrunk | Register
+
+
 @dataclass(frozen=True)
 class Decision:
     """What to do with a request. `secret` is the HA1 the caller must prove
     (digest auth) before `outcome` applies; None when no auth applies."""
-    outcome: object
+    outcome: Outcome
     secret: str | None = None
     caller_role: str = ""       # "ext" | "trunk" | "" (unknown)
     caller_ext: str = ""
@@ -68,7 +71,7 @@ class InviteFacts:
     decoy_secret: str               # HA1 nobody knows: what a caller that is no extension must prove
 
 
-def external_target(number, prefixes):
+def external_target(number: str, prefixes: str) -> bool:
     """Whether a transfer may go to `number` outside the tenant: an external number (as the
     outbound routing sees it) starting with one of the tenant's allowed prefixes."""
     allowed = [p for p in prefixes.split(",") if p]
@@ -85,7 +88,7 @@ def route_invite(f: InviteFacts) -> Decision:
     secret = f.caller_secret or None
     tenant = f.from_domain
 
-    def decided(outcome):
+    def decided(outcome: Outcome) -> Decision:
         return Decision(outcome, secret, "ext", f.from_user)
 
     if f.ruri_domain != tenant and not f.ruri_is_local:
@@ -97,7 +100,8 @@ def route_invite(f: InviteFacts) -> Decision:
     return decided(Reject(404, "Not Found"))
 
 
-def route_register(domain, user, tenant_known, secret, decoy_secret) -> Decision:
+def route_register(domain: str, user: str, tenant_known: bool, secret: str | None,
+                   decoy_secret: str) -> Decision:
     """REGISTER of user@domain (the To URI). `secret` as in InviteFacts.caller_secret."""
     if not tenant_known or secret is None:
         return Decision(FORBIDDEN, decoy_secret)
