@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import cast
 
 STRANGER = "127.0.0.7"
 
@@ -331,8 +332,8 @@ def torture(rng, t, via, local):
     cid = lambda: f"{_token(rng, 16)}@{STRANGER}"     # noqa: E731
     tag = lambda: _token(rng, 8)                      # noqa: E731
 
-    def req(method, ruri, *head, body="", length=None, version="SIP/2.0"):
-        head = list(head)
+    def req(method, ruri, *headers, body="", length=None, version="SIP/2.0"):
+        head = list(headers)
         if not any(h.lower().startswith(("v:", "via")) for h in head):
             head.insert(0, f"Via: {via}")
         defaults = {"max-forwards": "Max-Forwards: 70",
@@ -587,11 +588,11 @@ class Fuzzer:
         self.sel.register(self.udp, selectors.EVENT_READ, "udp")
         self.lock = threading.Lock()
         self.tcp, self.tcp_sent, self.old_tcp = None, 0, []
-        self.sent = Counter()           # by category
-        self.answers = Counter()        # by status class: "1xx" ... "6xx"
-        self.codes = Counter()          # status line -> count
-        self.statuses = Counter()       # status code -> count
-        self.answered = Counter()       # category -> messages answered (matched by branch)
+        self.sent: Counter[str] = Counter()         # by category
+        self.answers: Counter[str] = Counter()      # by status class: "1xx" ... "6xx"
+        self.codes: Counter[str] = Counter()        # status line -> count
+        self.statuses: Counter[int] = Counter()     # status code -> count
+        self.answered: Counter[str] = Counter()     # category -> messages answered (matched by branch)
         self.answered_branches = set()
         self.requests_received = 0      # requests sent to us (a binding we forged)
         self.unsendable = 0             # too big for a datagram, or the connection was gone
@@ -708,7 +709,7 @@ class Fuzzer:
                 continue
             for key, _ in ready:
                 try:
-                    data = key.fileobj.recv(65535)
+                    data = cast(socket.socket, key.fileobj).recv(65535)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError:
@@ -752,7 +753,9 @@ class Fuzzer:
             self._answer(data[start:end], sock)
 
     def _answer(self, answer, sock):
-        code, reason = ANSWER.match(answer).groups()
+        status = ANSWER.match(answer)
+        assert status, answer[:200]         # _count() cuts answers where ANSWER matches
+        code, reason = status.groups()
         code = int(code)
         line = f"{code}{reason.decode('utf-8', 'replace')}"
         branch = BRANCH.search(answer)
@@ -761,7 +764,7 @@ class Fuzzer:
             self.statuses[code] += 1
             self.codes[line] += 1
             cause = self.recent.get(branch.group(1)) if branch else None
-            if cause and branch.group(1) not in self.answered_branches:
+            if branch and cause and branch.group(1) not in self.answered_branches:
                 self.answered_branches.add(branch.group(1))
                 self.answered[cause[0]] += 1
         if code >= 300 and sock is not None:

@@ -99,6 +99,7 @@ class RawUa:
 
     def _send_in_dialog(self, method, cseq, wait=False):
         d = self.dialog
+        assert d is not None, "no dialog yet"
         head = (f"From: {d['local']}\r\nTo: {d['remote']}\r\nCall-ID: {d['callid']}\r\n"
                 f"CSeq: {cseq} {method}\r\n" + "".join(f"Route: {r}\r\n" for r in d["route"]))
         if wait:

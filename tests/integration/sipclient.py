@@ -16,7 +16,7 @@ class Response:
         head = text.split("\r\n\r\n", 1)[0].split("\r\n")
         self.status_line = head[0]
         self.code = int(head[0].split()[1])
-        self.headers = {}
+        self.headers: dict[str, str] = {}
         for line in head[1:]:
             name, _, value = line.partition(":")
             self.headers.setdefault(name.strip().lower(), value.strip())
@@ -105,4 +105,6 @@ def digest(method, uri, user, password, challenge, nc=1):
 
 
 def _branch(message):
-    return re.search(r"branch=([^;\r]+)", message).group(1)
+    match = re.search(r"branch=([^;\r]+)", message)
+    assert match, message
+    return match.group(1)

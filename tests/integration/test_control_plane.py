@@ -67,6 +67,7 @@ def test_control_sockets_are_not_on_the_public_address(public_node):
 def dropped(cfg):
     match = re.search(r"vpbx_nonsip_dropped = (\d+)",
                       kamcmd(cfg, "stats.get_statistics", "vpbx_nonsip_dropped"))
+    assert match, "no vpbx_nonsip_dropped statistic"
     return int(match.group(1))
 
 
@@ -96,8 +97,10 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
     a = caller(pbx, "201", "202", hold_ms=6000)
     a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
     invite = wait_for(lambda: b.received("INVITE "), what="the INVITE at the client")[0]
-    callid = re.search(r"^Call-ID:\s*(\S+)", invite, re.M).group(1)
-    tag = re.search(r"^From:.*;tag=([^;\s]+)", invite, re.M).group(1)
+    callid_match = re.search(r"^Call-ID:\s*(\S+)", invite, re.M)
+    tag_match = re.search(r"^From:.*;tag=([^;\s]+)", invite, re.M)
+    assert callid_match and tag_match, invite
+    callid, tag = callid_match.group(1), tag_match.group(1)
     wait_for(lambda: pbx.store.call_load(callid), what="the dialog record")
     before = dropped(cfg)
     forged = [report(callid, tag, d) for d in "*202#"]
