@@ -3,7 +3,10 @@
 PYTHON := /usr/bin/python3
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: deps run up down test unit component integration fuzz bench
+# ruff and mypy (pinned, from PyPI) live in this virtualenv; they only read the code.
+LINT_VENV := var/lint-venv
+
+.PHONY: deps lint run up down test unit component integration fuzz bench
 
 deps:
 	@scripts/install-deps
@@ -17,7 +20,16 @@ up: deps
 down:
 	scripts/vpbx down
 
-test: deps
+# Lint and types (settings in pyproject.toml). tests/integration has a conftest.py of its own,
+# so mypy looks at it in a run of its own.
+lint:
+	@scripts/install-deps --lint
+	$(LINT_VENV)/bin/ruff check
+	$(LINT_VENV)/bin/mypy
+	$(LINT_VENV)/bin/mypy tests/integration
+
+# A lint failure fails the suite before pytest starts.
+test: lint
 	$(PYTHON) -m pytest tests
 
 unit: deps

@@ -155,7 +155,7 @@ class Target:
     port: int                   # SIP (UDP)
     callee: str                 # extension the calls go to
     pgid: int                   # Kamailio's process group
-    uas: subprocess.Popen = None
+    uas: subprocess.Popen | None = None
     uac_ok: int = 0             # calls the callers completed
     calls: int = 0              # calls both ends completed
     cpu_stat: float = 0.0       # seconds, /proc/PID/stat

@@ -1,7 +1,8 @@
 """Bencode, the encoding of rtpengine's ng control protocol (pure)."""
+from typing import Any
 
 
-def encode(value):
+def encode(value: object) -> bytes:
     if isinstance(value, bool):
         value = int(value)
     if isinstance(value, int):
@@ -18,7 +19,7 @@ def encode(value):
     raise TypeError(f"cannot bencode {type(value).__name__}")
 
 
-def decode(data):
+def decode(data: bytes) -> Any:
     """Decode bytes; byte strings come back as str (utf-8, undecodable bytes escaped)."""
     value, end = _decode(data, 0)
     if end != len(data):
@@ -26,7 +27,7 @@ def decode(data):
     return value
 
 
-def _decode(data, i):
+def _decode(data: bytes, i: int) -> tuple[Any, int]:
     try:
         lead = data[i:i + 1]
         if lead == b"i":

@@ -2,6 +2,7 @@
 import argparse
 import signal
 import sys
+from collections.abc import Callable, Sequence
 
 import redis
 
@@ -13,7 +14,7 @@ DEMO_TENANT = "demo.vpbx"
 DEMO_EXTENSIONS = {"100": "pass100", "101": "pass101", "102": "pass102"}
 
 
-def parser():
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vpbx", description="vpbx PBX transfer stack")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("up", help="start Redis (private), rtpengine and Kamailio in the background")
@@ -77,7 +78,7 @@ def parser():
     return p
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     cfg = stack.Config.from_env()
     try:
@@ -90,16 +91,16 @@ def main(argv=None):
         return 1
 
 
-def cmd_up(cfg, args):
+def cmd_up(cfg: stack.Config, args: argparse.Namespace) -> None:
     stack.up(cfg)
     print(f"vpbx: SIP on udp/tcp {cfg.host}:{cfg.sip_port}, Redis {cfg.redis_url}")
 
 
-def cmd_down(cfg, args):
+def cmd_down(cfg: stack.Config, args: argparse.Namespace) -> None:
     stack.down(cfg)
 
 
-def cmd_status(cfg, args):
+def cmd_status(cfg: stack.Config, args: argparse.Namespace) -> int:
     alive = stack.running(cfg)
     for name, *_ in stack.daemons(cfg):
         print(f"{name:10} {'running, process group ' + str(alive[name]) if name in alive else 'stopped'}")
@@ -117,7 +118,7 @@ def cmd_status(cfg, args):
     return 0 if len(alive) == len(stack.daemons(cfg)) else 3
 
 
-def cmd_demo(cfg, args):
+def cmd_demo(cfg: stack.Config, args: argparse.Namespace) -> None:
     store = Store(cfg.redis())
     if DEMO_TENANT not in store.tenant_list():
         store.tenant_add(DEMO_TENANT)
@@ -130,11 +131,12 @@ def cmd_demo(cfg, args):
           ", ".join(f"{e} (password {p})" for e, p in DEMO_EXTENSIONS.items()) + "; pbx_transfer on")
 
 
-def cmd_run(cfg, args):
+def cmd_run(cfg: stack.Config, args: argparse.Namespace) -> None:
     stack.up(cfg)
     try:
         cmd_demo(cfg, args)
-        print(f"vpbx: running. Point softphones at {cfg.host}:{cfg.sip_port} (domain {DEMO_TENANT}). Ctrl-C stops.")
+        print(f"vpbx: running. Point softphones at {cfg.host}:{cfg.sip_port} (domain {DEMO_TENANT}). "
+              "Ctrl-C stops.")
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         while True:
             signal.pause()
@@ -144,7 +146,7 @@ def cmd_run(cfg, args):
         stack.down(cfg)
 
 
-def cmd_tenant(cfg, args):
+def cmd_tenant(cfg: stack.Config, args: argparse.Namespace) -> None:
     store = Store(cfg.redis())
     if args.action == "add":
         print(f"tenant {store.tenant_add(args.domain)} added")
@@ -156,11 +158,12 @@ def cmd_tenant(cfg, args):
             print(domain)
 
 
-def cmd_ext(cfg, args):
+def cmd_ext(cfg: stack.Config, args: argparse.Namespace) -> None:
     store = Store(cfg.redis())
     if args.action == "add":
         store.ext_add(args.domain, args.ext, args.password)
-        print(f"extension {args.ext}@{args.domain} added ({'digest auth' if args.password else 'open, no auth'})")
+        auth = "digest auth" if args.password else "open, no auth"
+        print(f"extension {args.ext}@{args.domain} added ({auth})")
     elif args.action == "del":
         store.ext_del(args.domain, args.ext)
         print(f"extension {args.ext}@{args.domain} deleted")
@@ -169,7 +172,7 @@ def cmd_ext(cfg, args):
             print(f"{ext}\t{'password' if protected else 'open'}")
 
 
-def cmd_trunk(cfg, args):
+def cmd_trunk(cfg: stack.Config, args: argparse.Namespace) -> None:
     store = Store(cfg.redis())
     if args.action == "add":
         hostport = store.trunk_add(args.domain, args.hostport, args.outbound, args.refer)
@@ -186,19 +189,19 @@ def cmd_trunk(cfg, args):
 EMPTY = "''"         # how an empty setting is shown, and typed to clear it
 
 
-def cmd_set(cfg, args):
+def cmd_set(cfg: stack.Config, args: argparse.Namespace) -> None:
     text = Store(cfg.redis()).setting_set(args.domain, args.key, args.value)
     print(f"{args.domain}: {args.key} = {text or EMPTY}")
 
 
-def cmd_show(cfg, args):
+def cmd_show(cfg: stack.Config, args: argparse.Namespace) -> None:
     values, outbound = Store(cfg.redis()).tenant_show(args.domain)
     for name, value in values.items():
         print(f"{name} = {settings.render(value) or EMPTY}")
     print(f"outbound_trunk = {outbound or '-'}")
 
 
-def cmd_lock(cfg, args):
+def cmd_lock(cfg: stack.Config, args: argparse.Namespace) -> None:
     r = cfg.redis()
     if args.action == "list":
         limits = lockstore.limits(r)
@@ -217,7 +220,7 @@ def cmd_lock(cfg, args):
         count = lockstore.clear(r, args.kind, tuple(args.subject))
         print(f"cleared {count} source(s) and extension(s)" if args.kind == "all" else
               f"cleared {args.kind} {' '.join(args.subject)}")
-def cmd_limits(cfg, args):
+def cmd_limits(cfg: stack.Config, args: argparse.Namespace) -> None:
     store = Store(cfg.redis())
     if args.kind is not None:
         if args.value is None:
@@ -228,7 +231,7 @@ def cmd_limits(cfg, args):
         print(f"{kind} = {rate}")
 
 
-COMMANDS = {
+COMMANDS: dict[str, Callable[[stack.Config, argparse.Namespace], int | None]] = {
     "up": cmd_up, "down": cmd_down, "status": cmd_status, "run": cmd_run, "demo": cmd_demo,
     "tenant": cmd_tenant, "ext": cmd_ext, "trunk": cmd_trunk, "set": cmd_set, "show": cmd_show,
     "lock": cmd_lock,

@@ -8,6 +8,7 @@ produce one digit.
 """
 import json
 import re
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, replace
 
 EVENT_DIGITS = "0123456789*#ABCD"       # RFC 4733 event numbers 0..15
@@ -17,11 +18,11 @@ class BadDtmf(ValueError):
     pass
 
 
-def info_digit(content_type, body):
+def info_digit(content_type: str, body: str) -> str:
     """The digit of a SIP INFO body (application/dtmf-relay or application/dtmf)."""
     kind = content_type.split(";")[0].strip().lower()
     if kind == "application/dtmf-relay":
-        fields = {}
+        fields: dict[str, str] = {}
         for line in body.splitlines():
             name, sep, value = line.partition("=")
             if sep:
@@ -40,7 +41,7 @@ def info_digit(content_type, body):
 _ID = re.compile(r"[!-~]{1,256}")
 
 
-def report_digit(text):
+def report_digit(text: str) -> tuple[str, str, str]:
     """rtpengine's report of one RFC 4733 digit (JSON: {"callid", "source_tag", "event", ...})
     -> (call-id, source tag, digit); raises BadDtmf for anything else."""
     try:
@@ -50,19 +51,20 @@ def report_digit(text):
     if not isinstance(report, dict):
         raise BadDtmf("no JSON object")
     callid, tag = report.get("callid"), report.get("source_tag")
-    if not all(isinstance(v, str) and _ID.fullmatch(v) for v in (callid, tag)):
+    if not (isinstance(callid, str) and _ID.fullmatch(callid)
+            and isinstance(tag, str) and _ID.fullmatch(tag)):
         raise BadDtmf("no call-id or source tag")
     return callid, tag, event_digit(report.get("event"))
 
 
-def event_digit(event):
+def event_digit(event: object) -> str:
     """The digit of an RFC 4733 event number."""
     if type(event) is not int or not 0 <= event < len(EVENT_DIGITS):     # (not True either)
         raise BadDtmf(f"event {event!r} is no DTMF digit")
     return EVENT_DIGITS[event]
 
 
-def _digit(signal):
+def _digit(signal: str) -> str:
     signal = signal.upper()
     if len(signal) == 1 and signal in EVENT_DIGITS:
         return signal
@@ -128,14 +130,18 @@ class Match:
     longer: bool = False            # some longer extension starts with them
 
 
-def candidate(state, digit):
+Outcome = Pass | Collecting | Complete | Discard | Duplicate
+
+
+def candidate(state: State, digit: str) -> str | None:
     """The digits a match lookup is needed for if `digit` comes next (None: no lookup)."""
     if digit.isdigit() and state.code:
         return state.code[1:] + digit
     return None
 
 
-def press(state, digit, source, now, rules, match=Match(), instant=frozenset()):
+def press(state: State, digit: str, source: str, now: float, rules: Rules, match: Match = Match(),
+          instant: Container[str] = frozenset()) -> tuple[State, Outcome]:
     """One digit -> (new state, outcome). `match` describes candidate(state, digit);
     `instant` holds codes (digits after *) that complete at once."""
     if (digit == state.last_digit and source != state.last_source
@@ -170,7 +176,7 @@ def press(state, digit, source, now, rules, match=Match(), instant=frozenset()):
     return _collect(seen, code, now, rules)
 
 
-def expire(state, now):
+def expire(state: State, now: float) -> tuple[State, Complete | Discard | None]:
     """The inter-digit timeout: -> (new state, outcome or None if not due)."""
     if not state.code or now < state.deadline:
         return state, None
@@ -179,23 +185,23 @@ def expire(state, now):
     return _idle(state), Discard(state.code, "timeout")
 
 
-def _idle(state):
+def _idle(state: State) -> State:
     return replace(state, code="", deadline=0.0)
 
 
-def _collect(state, code, now, rules):
+def _collect(state: State, code: str, now: float, rules: Rules) -> tuple[State, Collecting]:
     state = replace(state, code=code, deadline=now + rules.timeout)
     return state, Collecting(code, state.deadline)
 
 
-def to_fields(state):
+def to_fields(state: State) -> dict[str, str]:
     """State as Redis hash fields (text)."""
     return {"code": state.code, "deadline": repr(state.deadline), "last_digit": state.last_digit,
             "last_source": state.last_source, "last_at": repr(state.last_at),
             "window_at": repr(state.window_at), "window_count": str(state.window_count)}
 
 
-def from_fields(fields):
+def from_fields(fields: Mapping[str, str] | None) -> State:
     if not fields:
         return State()
     return State(fields.get("code", ""), float(fields.get("deadline", 0)), fields.get("last_digit", ""),

@@ -12,17 +12,17 @@ RETRY_AFTER = limits.WINDOW
 
 
 class Guard:
-    def __init__(self):
+    def __init__(self) -> None:
         self.blocked = limits.Blocked()
         self.log = limits.Throttle()
 
-    def _note(self, topic, text, now):
+    def _note(self, topic: str, text: str, now: float) -> None:
         skipped = self.log.allow(topic, now)
         if skipped is not None:
             more = f" ({skipped} more since the last such line)" if skipped else ""
             KSR.notice(f"vpbx: {text}{more}\n")
 
-    def scanner(self, user_agent):
+    def scanner(self, user_agent: str) -> bool:
         """A scanner's request: dropped without an answer (no reflection, nothing to learn)
         and without any Redis work. -> True when dropped."""
         if not limits.is_scanner(user_agent):
@@ -34,14 +34,15 @@ class Guard:
     # The worker's memory is by exact IP:PORT (the Redis count is by address): a trunk, known
     # by its IP:PORT and never refused, is never held back with a refused neighbour.
 
-    def held(self, kind, hostport, now):
+    def held(self, kind: str, hostport: str, now: float) -> bool:
         """A source this worker refused a moment ago: 503 again, no Redis. -> True if so."""
         if not self.blocked.blocked(kind, hostport, now):
             return False
         self._refuse(kind, hostport, now)
         return True
 
-    def refused(self, kind, hostport, rate, now):
+    def refused(self, kind: str, hostport: str, rate: tuple[limits.Count, str | None] | None,
+                now: float) -> bool:
         """rate: (limits.Count, the operator's rate) from the request's lookup pipeline, None
         for a trunk (never limited). -> True when answered 503 (over the limit)."""
         if rate is None:
@@ -53,7 +54,7 @@ class Guard:
         self._refuse(kind, hostport, now)
         return True
 
-    def _refuse(self, kind, hostport, now):
+    def _refuse(self, kind: str, hostport: str, now: float) -> None:
         KSR.hdr.append_to_reply(f"Retry-After: {RETRY_AFTER}\r\n")
         KSR.sl.sl_send_reply(503, "Service Unavailable - too many requests")
         self._note(f"rate:{kind}", f"503 to {kind.upper()} from {hostport}: over the rate "

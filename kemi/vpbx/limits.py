@@ -6,7 +6,6 @@ per source, read together with the previous window's, gives a sliding estimate.
 """
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
 
 # Well-known scanners and attack tools, as they name themselves in User-Agent (lower case;
 # a case-insensitive substring match). "sipcli/" with its slash: "SIPClient" is no scanner.
@@ -52,7 +51,7 @@ def parse_rate(kind: str, text: str) -> int:
     return rate
 
 
-def effective_rate(kind: str, stored: Optional[str]) -> int:
+def effective_rate(kind: str, stored: str | None) -> int:
     """The rate in force: the stored value (vpbx:limits) or the default. A value that is
     no number (hand-edited Redis) counts as the default rather than as no limit."""
     try:
@@ -77,7 +76,7 @@ def source_key(ip: str) -> str:
     return str(ipaddress.ip_network(f"{addr}/64", strict=False).network_address) + "/64"
 
 
-def window(now: float, seconds: int = WINDOW):
+def window(now: float, seconds: int = WINDOW) -> tuple[int, float]:
     """-> (index of the fixed window `now` falls in, fraction of it gone by)."""
     index = int(now // seconds)
     return index, now / seconds - index
@@ -101,7 +100,7 @@ def over(budget: int, count: Count, fraction: float) -> bool:
     return budget > 0 and estimate(count, fraction) > budget
 
 
-def refused_rate(kind: str, stored: Optional[str], count: Count, now: float) -> Optional[int]:
+def refused_rate(kind: str, stored: str | None, count: Count, now: float) -> int | None:
     """A request of `kind` counted as `count`: None when it may pass, else the Retry-After
     seconds of its 503."""
     rate = effective_rate(kind, stored)
@@ -121,11 +120,11 @@ class Blocked:
     per worker and second, not one per request). Only a cache of a shared decision: the
     count itself is in Redis."""
 
-    def __init__(self, hold: float = BLOCK_HOLD, size: int = 10000):
+    def __init__(self, hold: float = BLOCK_HOLD, size: int = 10000) -> None:
         self.hold, self.size = hold, size
-        self.until = {}
+        self.until: dict[tuple[str, str], float] = {}
 
-    def add(self, kind: str, source: str, now: float):
+    def add(self, kind: str, source: str, now: float) -> None:
         if len(self.until) >= self.size:       # many sources at once: forget the expired
             self.until = {k: t for k, t in self.until.items() if t > now}
             if len(self.until) >= self.size:
@@ -146,12 +145,12 @@ class Throttle:
     """At most one log line per `interval` seconds for each topic; the lines left out are
     counted and reported with the next one."""
 
-    def __init__(self, interval: float = 10.0):
+    def __init__(self, interval: float = 10.0) -> None:
         self.interval = interval
-        self.last = {}          # topic -> when a line was last let through
-        self.skipped = {}       # topic -> lines left out since
+        self.last: dict[str, float] = {}      # topic -> when a line was last let through
+        self.skipped: dict[str, int] = {}     # topic -> lines left out since
 
-    def allow(self, topic: str, now: float) -> Optional[int]:
+    def allow(self, topic: str, now: float) -> int | None:
         """-> None: leave this line out; else how many lines were left out before it."""
         last = self.last.get(topic)
         if last is not None and now - last < self.interval:

@@ -12,7 +12,7 @@ A success resets nothing (else one known password would let a scanner reset its 
 """
 import ipaddress
 from dataclasses import dataclass, fields
-from typing import Mapping
+from collections.abc import Mapping
 
 # name -> (default, lowest, highest)
 LIMITS = {
@@ -35,8 +35,10 @@ class Limits:
         return cls(**{f.name: _bounded(f.name, stored.get(f.name)) for f in fields(cls)})
 
 
-def _bounded(name, text):
+def _bounded(name: str, text: str | None) -> int:
     default, low, high = LIMITS[name]
+    if text is None:
+        return default
     try:
         value = int(text)
     except (TypeError, ValueError):

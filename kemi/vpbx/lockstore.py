@@ -5,13 +5,18 @@ One counter per subject, shared by every proxy node: `vpbx:authfail:src:<ip>` an
 reaches the limit extends it to the lock time, and while it is at the limit or above the
 subject is locked. Each counter is one key (one Redis Cluster slot per script).
 """
-from typing import Optional
+from typing import TYPE_CHECKING
 
 from . import lockout
 from .store import PREFIX, _as_dict, loc_key
 
 LIMITS = PREFIX + "auth_lockout"        # hash: failures, window, lock (each optional)
 FAILS = PREFIX + "authfail:"
+
+if TYPE_CHECKING:                       # types only: the proxy never imports redis-py
+    from redis import Redis
+
+    from .resp import Client
 
 
 def src_key(ip: str) -> str:
@@ -33,10 +38,10 @@ return n
 class LockStore:
     """The proxy's side: one round trip to check, one more after a failed digest check."""
 
-    def __init__(self, fast):
+    def __init__(self, fast: "Client") -> None:
         self.fast = fast
 
-    def check(self, ip: str, domain: str, ext: str) -> tuple:
+    def check(self, ip: str, domain: str, ext: str) -> tuple[bool, lockout.Limits]:
         """-> (refused before any challenge, the limits in force)"""
         src, extc, registered, stored = self.fast.pipeline(
             ("GET", src_key(ip)), ("GET", ext_key(domain, ext)),
@@ -44,7 +49,7 @@ class LockStore:
         limits = lockout.Limits.from_fields(_as_dict(stored))
         return lockout.refused(int(src or 0), int(extc or 0), limits, ip, registered or ""), limits
 
-    def failed(self, ip: str, domain: str, ext: str, limits: lockout.Limits) -> tuple:
+    def failed(self, ip: str, domain: str, ext: str, limits: lockout.Limits) -> tuple[int, ...]:
         """Count a failed digest check -> (the source's count, the extension's count)."""
         args = (limits.window, limits.failures, limits.lock)
         return tuple(self.fast.pipeline(("EVAL", _FAILED, 1, src_key(ip), *args),
@@ -53,17 +58,17 @@ class LockStore:
 
 # ---- the CLI's side (redis-py) ---------------------------------------------------------
 
-def limits(r) -> lockout.Limits:
+def limits(r: "Redis") -> lockout.Limits:
     return lockout.Limits.from_fields(r.hgetall(LIMITS))
 
 
-def set_limit(r, name: str, value: str) -> int:
+def set_limit(r: "Redis", name: str, value: str) -> int:
     number = lockout.limit(name, value)
     r.hset(LIMITS, name, number)
     return number
 
 
-def subjects(r) -> list:
+def subjects(r: "Redis") -> list[tuple[str, str, int, int, bool]]:
     """[(kind "src"|"ext", subject, failures, seconds left, locked)] sorted by kind, subject."""
     keys = sorted(r.scan_iter(match=FAILS + "*", count=1000))
     if not keys:
@@ -83,7 +88,7 @@ def subjects(r) -> list:
     return rows
 
 
-def clear(r, kind: str, subject: Optional[tuple] = None) -> int:
+def clear(r: "Redis", kind: str, subject: tuple[str, ...] = ()) -> int:
     """Forget the failures (and lock) of a source IP, an extension (domain, ext), or all
     ("all") -> how many subjects were cleared; ValueError when there was none to clear."""
     if kind == "all":

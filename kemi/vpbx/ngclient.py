@@ -1,6 +1,7 @@
 """rtpengine ng protocol client over UDP: `cookie SP bencode-dict`."""
 import os
 import socket
+from typing import Any
 
 from . import bencode
 
@@ -10,11 +11,11 @@ class NgError(RuntimeError):
 
 
 class NgClient:
-    def __init__(self, host="127.0.0.1", port=2223, timeout=1.0):
+    def __init__(self, host: str = "127.0.0.1", port: int = 2223, timeout: float = 1.0) -> None:
         self.address = (host, port)
         self.timeout = timeout
 
-    def command(self, name, **args):
+    def command(self, name: str, **args: Any) -> dict[str, Any]:
         """Send one command and return the reply dict; raises NgError on error or timeout."""
         args = {k.replace("_", "-"): v for k, v in args.items()}
         args["command"] = name
@@ -36,9 +37,9 @@ class NgClient:
             raise NgError(f"rtpengine {name}: {reply.get('error-reason')}")
         return reply
 
-    def ping(self):
+    def ping(self) -> bool:
         return self.command("ping").get("result") == "pong"
 
-    def calls(self):
+    def calls(self) -> list[str]:
         """Call-IDs rtpengine currently holds."""
         return self.command("list", limit=1000).get("calls", [])

@@ -11,7 +11,7 @@ _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
 
 
-def domain(text):
+def domain(text: str) -> str:
     name = text.strip().lower().rstrip(".")
     if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
         raise ValueError(f"{text!r} is not a valid SIP domain name")
@@ -20,7 +20,7 @@ def domain(text):
     return name
 
 
-def extension(text):
+def extension(text: str) -> str:
     ext = text.strip()
     if not _EXTENSION.match(ext):
         raise ValueError(f"{text!r} is not a valid extension: 2 to 6 digits, not starting with 0"
@@ -28,18 +28,18 @@ def extension(text):
     return ext
 
 
-def password(text):
+def password(text: str | None) -> str:
     if not text or any(c.isspace() for c in text) or len(text) > 128:
         raise ValueError("a password is 1 to 128 characters without spaces")
     return text
 
 
-def ha1(user, realm, secret):
+def ha1(user: str, realm: str, secret: str) -> str:
     """Digest HA1 as stored: MD5(user:realm:password), the password itself is never stored."""
     return hashlib.md5(f"{user}:{realm}:{secret}".encode()).hexdigest()
 
 
-def hostport(text):
+def hostport(text: str) -> str:
     """A trunk address, IP:PORT (or [IPv6]:PORT). Trunks are trusted by source address,
     so a host name would have to be resolved on every call: only IP literals are accepted."""
     value = text.strip()

@@ -6,6 +6,7 @@ The proxy hands the transferee one form, the tenant's extension URI, and refuses
 leave the tenant or reach an external number the tenant does not allow.
 """
 import re
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -28,13 +29,13 @@ class ReferTo:
     scheme: str             # "sip", "sips" or "tel"
     user: str               # "100", "+4930123456"
     host: str               # "" for tel:
-    replaces: Replaces = None
+    replaces: Replaces | None = None
 
 
 _URI = re.compile(r"^(sips?|tel):([^@;?>]+)(?:@([^;?>]+))?([^?>]*)(?:\?([^>]*))?$", re.I)
 
 
-def parse_refer_to(value):
+def parse_refer_to(value: str | None) -> ReferTo:
     """A Refer-To header value -> ReferTo; raises BadRefer."""
     text = (value or "").strip()
     if not text:
@@ -58,7 +59,7 @@ def parse_refer_to(value):
     return ReferTo(scheme.lower(), user, (host or "").lower(), _replaces(headers or ""))
 
 
-def _replaces(headers):
+def _replaces(headers: str) -> Replaces | None:
     for header in headers.split("&"):
         name, _, value = header.partition("=")
         if name.strip().lower() == "replaces":
@@ -77,8 +78,9 @@ class Refused:
     reason: str
 
 
-def normalise(refer_to, tenant, is_tenant, is_ext, external_prefixes, proxy_host,
-              trunk_client=False, trunk_to_trunk=False):
+def normalise(refer_to: ReferTo, tenant: str, is_tenant: Callable[[str], bool],
+              is_ext: Callable[[str], bool], external_prefixes: str, proxy_host: Callable[[str], bool],
+              trunk_client: bool = False, trunk_to_trunk: bool = False) -> str | Refused:
     """Where the transferee will be sent -> the Refer-To value to relay, or Refused.
 
     is_tenant(domain) -> whether domain is a known tenant (asked only for a foreign host);
@@ -111,19 +113,19 @@ def normalise(refer_to, tenant, is_tenant, is_ext, external_prefixes, proxy_host
 REPLACE_GRANT_SECONDS = 60      # how long a relayed REFER's transferee may use its Replaces
 
 
-def party(role, ext, src):
+def party(role: str | None, ext: str | None, src: str) -> str:
     """How the proxy knows a party of a call: an extension by its number (authenticated when
     it has a password), anyone else (a trunk) by its address ("ip:port" of proto:ip:port)."""
     return f"ext:{ext}" if role == "ext" and ext else f"src:{src.partition(':')[2] or src}"
 
 
-def grant(transferee, now):
+def grant(transferee: str, now: float) -> str:
     """The record field value that lets the transferee of a relayed REFER replace the call
     its Refer-To names, for REPLACE_GRANT_SECONDS."""
     return f"{transferee} {now + REPLACE_GRANT_SECONDS:.0f}"
 
 
-def may_replace(sender, parties, granted, now):
+def may_replace(sender: str, parties: Container[str], granted: str | None, now: float) -> bool:
     """Whether `sender` (party()) may replace a call whose parties are `parties`: one of them,
     or the transferee a REFER relayed through the proxy named (`granted`, grant()), in time."""
     who, _, until = (granted or "").partition(" ")

@@ -2,6 +2,7 @@
 
 One binding per extension: a REGISTER carries at most one Contact (or `*` to remove all).
 """
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 MIN_EXPIRES = 60
@@ -12,7 +13,7 @@ DEFAULT_EXPIRES = 3600
 class RegisterError(ValueError):
     """A REGISTER to refuse: `code` and `reason` for the reply, `headers` to add."""
 
-    def __init__(self, code, reason, headers=""):
+    def __init__(self, code: int, reason: str, headers: str = "") -> None:
         super().__init__(reason)
         self.code, self.reason, self.headers = code, reason, headers
 
@@ -20,12 +21,14 @@ class RegisterError(ValueError):
 @dataclass(frozen=True)
 class Contact:
     uri: str            # "*" for the wildcard
-    params: dict        # header parameters (after the URI), names in lower case
+    params: dict[str, str]  # header parameters (after the URI), names in lower case
 
 
-def split_header_list(value):
+def split_header_list(value: str) -> list[str]:
     """Split a comma-separated header value, ignoring commas inside quotes and <...>."""
-    parts, depth, quoted, current = [], 0, False, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for ch in value:
         if ch == '"' and (not current or current[-1] != "\\"):
             quoted = not quoted
@@ -43,7 +46,7 @@ def split_header_list(value):
     return parts
 
 
-def parse_contact(text):
+def parse_contact(text: str) -> Contact:
     """`"Name" <sip:u@h;transport=tcp>;expires=60` -> Contact; raises RegisterError(400)."""
     text = text.strip()
     if text == "*":
@@ -58,7 +61,7 @@ def parse_contact(text):
         rest = ";" + rest if rest else ""
     if not uri.lower().startswith(("sip:", "sips:")):
         raise RegisterError(400, "Bad Contact - SIP URI expected")
-    params = {}
+    params: dict[str, str] = {}
     for param in rest.split(";"):
         name, _, value = param.strip().partition("=")
         if name:
@@ -66,7 +69,7 @@ def parse_contact(text):
     return Contact(uri, params)
 
 
-def requested_contact(contact_values):
+def requested_contact(contact_values: Iterable[str]) -> Contact | None:
     """The Contact of a REGISTER (None for a query); at most one."""
     contacts = [c for value in contact_values for c in split_header_list(value)]
     if len(contacts) > 1:
@@ -74,7 +77,7 @@ def requested_contact(contact_values):
     return parse_contact(contacts[0]) if contacts else None
 
 
-def lifetime(contact, expires_header):
+def lifetime(contact: Contact, expires_header: str | None) -> int:
     """Seconds the binding lives (0: remove it), from the Contact's expires parameter or the
     Expires header; raises RegisterError(423) when too brief, 400 when not a number."""
     text = contact.params.get("expires", expires_header or "")

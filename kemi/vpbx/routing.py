@@ -10,7 +10,6 @@ Open extensions (no password) stay discoverable: they are believed without a cha
 """
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 # Numbers that leave through the outbound trunk: +E.164, an outside-line 0, or anything
 # longer than an extension. A short number that is no extension is a 404, not a call out.
@@ -44,12 +43,15 @@ class Register:
     ext: str
 
 
+Outcome = Reject | ToExtension | ToTrunk | Register
+
+
 @dataclass(frozen=True)
 class Decision:
     """What to do with a request. `secret` is the HA1 the caller must prove
     (digest auth) before `outcome` applies; None when no auth applies."""
-    outcome: object
-    secret: Optional[str] = None
+    outcome: Outcome
+    secret: str | None = None
     caller_role: str = ""       # "ext" | "trunk" | "" (unknown)
     caller_ext: str = ""
 
@@ -61,15 +63,15 @@ class InviteFacts:
     ruri_user: str
     ruri_domain: str
     ruri_is_local: bool             # the R-URI host is this proxy's own address
-    trunk_tenant: Optional[str]     # tenant whose trunk sent the request (by source address)
+    trunk_tenant: str | None        # tenant whose trunk sent the request (by source address)
     tenant_known: bool              # the call's tenant exists
-    caller_secret: Optional[str]    # None: From user is no extension; "": open; else HA1
+    caller_secret: str | None       # None: From user is no extension; "": open; else HA1
     callee_is_ext: bool             # R-URI user is an extension of the call's tenant
-    outbound: Optional[str]         # the tenant's outbound trunk, IP:PORT
+    outbound: str | None            # the tenant's outbound trunk, IP:PORT
     decoy_secret: str               # HA1 nobody knows: what a caller that is no extension must prove
 
 
-def external_target(number, prefixes):
+def external_target(number: str, prefixes: str) -> bool:
     """Whether a transfer may go to `number` outside the tenant: an external number (as the
     outbound routing sees it) starting with one of the tenant's allowed prefixes."""
     allowed = [p for p in prefixes.split(",") if p]
@@ -86,7 +88,7 @@ def route_invite(f: InviteFacts) -> Decision:
     secret = f.caller_secret or None
     tenant = f.from_domain
 
-    def decided(outcome):
+    def decided(outcome: Outcome) -> Decision:
         return Decision(outcome, secret, "ext", f.from_user)
 
     if f.ruri_domain != tenant and not f.ruri_is_local:
@@ -98,7 +100,8 @@ def route_invite(f: InviteFacts) -> Decision:
     return decided(Reject(404, "Not Found"))
 
 
-def route_register(domain, user, tenant_known, secret, decoy_secret) -> Decision:
+def route_register(domain: str, user: str, tenant_known: bool, secret: str | None,
+                   decoy_secret: str) -> Decision:
     """REGISTER of user@domain (the To URI). `secret` as in InviteFacts.caller_secret."""
     if not tenant_known or secret is None:
         return Decision(FORBIDDEN, decoy_secret)

@@ -6,17 +6,17 @@ _HELD = re.compile(r"^a=(recvonly|inactive)\r?$", re.M)
 _ORIGIN = re.compile(r"^o=(\S+) (\S+) (\d+) ([^\r\n]*)", re.M)
 
 
-def held(sdp):
+def held(sdp: str | None) -> bool:
     """Whether the party that sent this SDP does not send audio (it was put on hold)."""
     return bool(_HELD.search(sdp or ""))
 
 
-def resumed(sdp):
+def resumed(sdp: str) -> str:
     """The same SDP as sent by a party that sends and receives again."""
     return _HELD.sub(lambda m: m.group(0).replace(m.group(1), "sendrecv"), sdp)
 
 
-def reoffer(sdp, previous):
+def reoffer(sdp: str, previous: str | None) -> str:
     """`sdp` as the next offer of the session `previous` belongs to (the last SDP the party
     got from this side): RFC 3264 wants the same o= line with its version increased; the
     address stays `sdp`'s."""

@@ -4,15 +4,18 @@ Values are stored in Redis as text ("on"/"off", a choice, an integer) in the
 tenant hash; a missing field means the default.
 """
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+Value = bool | int | str        # a setting's typed value
 
 
 @dataclass(frozen=True)
 class Setting:
     kind: str               # "bool" | "choice" | "int" | "prefixes"
-    default: object
+    default: Value
     doc: str
-    choices: tuple = ()
+    choices: tuple[str, ...] = ()
     low: int = 0
     high: int = 0
 
@@ -58,7 +61,7 @@ _TRUE = {"on", "yes", "true", "1"}
 _FALSE = {"off", "no", "false", "0"}
 
 
-def normalise(name, text):
+def normalise(name: str, text: str) -> str:
     """Validate a value typed by an operator; return the text to store.
 
     Raises ValueError with a message meant for the operator.
@@ -93,9 +96,9 @@ def normalise(name, text):
     return str(number)
 
 
-def effective(stored):
+def effective(stored: Mapping[str, str]) -> dict[str, Value]:
     """Typed values of every setting from the stored tenant hash (defaults filled in)."""
-    values = {}
+    values: dict[str, Value] = {}
     for name, setting in SETTINGS.items():
         text = stored.get(name)
         if text is None:
@@ -109,7 +112,7 @@ def effective(stored):
     return values
 
 
-def render(value):
+def render(value: object) -> str:
     """Operator-facing text of a typed value."""
     if isinstance(value, bool):
         return "on" if value else "off"

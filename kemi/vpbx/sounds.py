@@ -9,6 +9,7 @@ import os
 import struct
 import tempfile
 import wave
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 RATE = 8000
@@ -19,7 +20,7 @@ _CHORDS = ((261.63, 329.63, 392.00), (220.00, 261.63, 329.63),
            (174.61, 220.00, 261.63), (196.00, 246.94, 293.66))
 
 
-def _tone(hz, seconds, envelope=0.02):
+def _tone(hz: float, seconds: float, envelope: float = 0.02) -> Iterator[float]:
     n = int(RATE * seconds)
     ramp = max(1, int(RATE * envelope))
     for i in range(n):
@@ -27,30 +28,30 @@ def _tone(hz, seconds, envelope=0.02):
         yield gain * math.sin(2 * math.pi * hz * i / RATE)
 
 
-def _silence(seconds):
+def _silence(seconds: float) -> Iterator[float]:
     return (0.0 for _ in range(int(RATE * seconds)))
 
 
-def music_samples():
+def music_samples() -> Iterator[float]:
     for chord in _CHORDS:
         for _ in range(2):
             for hz in chord:
                 yield from _tone(hz, 0.5, envelope=0.08)
 
 
-def ringback_samples(hz, on_ms, off_ms):
+def ringback_samples(hz: float, on_ms: int, off_ms: int) -> Iterator[float]:
     yield from _tone(hz, on_ms / 1000)
     yield from _silence(off_ms / 1000)
 
 
-def failure_samples():
+def failure_samples() -> Iterator[float]:
     """The special information tone (950, 1400, 1800 Hz), then a short pause."""
     for hz in (950, 1400, 1800):
         yield from _tone(hz, 0.33)
     yield from _silence(0.3)
 
 
-def _write(path, samples):
+def _write(path: Path, samples: Iterable[float]) -> None:
     frames = b"".join(struct.pack("<h", int(32767 * LEVEL * s)) for s in samples)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
@@ -63,22 +64,22 @@ def _write(path, samples):
 
 
 class Sounds:
-    def __init__(self, directory):
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
 
-    def _file(self, name, samples):
+    def _file(self, name: str, samples: Callable[[], Iterable[float]]) -> str:
         path = self.dir / name
         if not path.exists():
             self.dir.mkdir(parents=True, exist_ok=True)
             _write(path, samples())
         return str(path)
 
-    def music(self):
+    def music(self) -> str:
         return self._file("music.wav", music_samples)
 
-    def ringback(self, hz=425, on_ms=1000, off_ms=4000):
+    def ringback(self, hz: int = 425, on_ms: int = 1000, off_ms: int = 4000) -> str:
         return self._file(f"ringback-{hz}-{on_ms}-{off_ms}.wav",
                           lambda: ringback_samples(hz, on_ms, off_ms))
 
-    def failure(self):
+    def failure(self) -> str:
         return self._file("failure.wav", failure_samples)

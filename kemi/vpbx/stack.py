@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +35,13 @@ class Config:
     rtpe_host: str
     rtpe_port: int
     private_rtpe: bool          # False: VPBX_RTPE_ADDR names a running rtpengine, start none
-    rtp_ports: tuple
+    rtp_ports: tuple[int, int]
     children: int
-    aliases: tuple              # other addresses that are this proxy (cluster nodes' shared names)
+    aliases: tuple[str, ...]    # other addresses that are this proxy (cluster nodes' shared names)
     auth_secret: str            # VPBX_AUTH_SECRET; "" = the one kept in Redis (AUTH_SECRET_KEY)
 
     @classmethod
-    def from_env(cls, env=os.environ):
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Config":
         listen = env.get("VPBX_LISTEN", "127.0.0.1")
         control = env.get("VPBX_CONTROL_LISTEN", "127.0.0.1")
         redis_port = int(env.get("VPBX_REDIS_PORT", "16379"))
@@ -68,25 +69,26 @@ class Config:
         )
 
     @property
-    def host(self):
+    def host(self) -> str:
         """The listen address as it appears in a URI or host:port."""
         return f"[{self.listen}]" if ":" in self.listen else self.listen
 
-    def redis(self):
+    def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
 
     @property
-    def dtmf_socket(self):
+    def dtmf_socket(self) -> str:
         """Kamailio's UDP socket for rtpengine's DTMF reports, as host:port."""
         host = f"[{self.control}]" if ":" in self.control else self.control
         return f"{host}:{self.dtmf_port}"
 
     @property
-    def rtpe(self):
+    def rtpe(self) -> str:
         """rtpengine's ng address as host:port."""
-        return f"[{self.rtpe_host}]:{self.rtpe_port}" if ":" in self.rtpe_host else f"{self.rtpe_host}:{self.rtpe_port}"
+        host = f"[{self.rtpe_host}]" if ":" in self.rtpe_host else self.rtpe_host
+        return f"{host}:{self.rtpe_port}"
 
-    def ng(self):
+    def ng(self) -> NgClient:
         return NgClient(self.rtpe_host, self.rtpe_port)
 
 
@@ -98,7 +100,7 @@ AUTH_SECRET_KEY = "vpbx:auth_secret"
 _SECRET = re.compile(r"^[A-Za-z0-9._~+/=-]{32,256}$")
 
 
-def auth_secret(cfg):
+def auth_secret(cfg: Config) -> str:
     """The secret Kamailio's auth module makes its nonces with. Every node must have the
     same one (a nonce is then genuine on every node): VPBX_AUTH_SECRET, else the one kept in
     Redis, made by the first node that starts."""
@@ -116,10 +118,14 @@ def _dirs(cfg):
         (cfg.var / sub).mkdir(parents=True, exist_ok=True)
 
 
-def daemons(cfg):
+# A daemon: name, argv, extra environment, readiness check (true when it answers).
+Daemon = tuple[str, list[str], dict[str, str], Callable[[], object]]
+
+
+def daemons(cfg: Config) -> list[Daemon]:
     """(name, argv, extra environment, readiness check) in start order."""
     run = cfg.var / "run"
-    items = []
+    items: list[Daemon] = []
     if cfg.private_redis_port:
         items.append(("redis", [
             "redis-server", "--port", str(cfg.private_redis_port), "--bind", "127.0.0.1",
@@ -157,7 +163,7 @@ def _pidfile(cfg, name):
     return cfg.var / "run" / f"{name}.pid"
 
 
-def group_pids(pgid):
+def group_pids(pgid: int) -> Iterator[tuple[int, list[str]]]:
     """The live (non-zombie) processes of a process group: (pid, /proc/PID/stat fields after
     the command name; fields[0] is the state, fields[2] the group)."""
     for entry in os.listdir("/proc"):
@@ -176,7 +182,7 @@ def _group_alive(pgid):
     return any(group_pids(pgid))
 
 
-def stop_group(pgid, timeout=10.0):
+def stop_group(pgid: int, timeout: float = 10.0) -> str | None:
     """SIGTERM a whole process group, SIGKILL what outlives the timeout.
     -> "stopped", "killed", or None when nothing of it was running."""
     if not _group_alive(pgid):
@@ -194,7 +200,7 @@ def stop_group(pgid, timeout=10.0):
     return "stopped" if sig == signal.SIGTERM else "killed"
 
 
-def running(cfg):
+def running(cfg: Config) -> dict[str, int]:
     """{name: pgid} of this instance's daemons that are alive."""
     alive = {}
     for name, *_ in daemons(cfg):
@@ -207,7 +213,7 @@ def running(cfg):
     return alive
 
 
-def up(cfg, timeout=20.0, say=print):
+def up(cfg: Config, timeout: float = 20.0, say: Callable[[str], object] = print) -> None:
     if cfg.auth_secret:
         auth_secret(cfg)            # refuse a bad VPBX_AUTH_SECRET before anything starts
     _dirs(cfg)
@@ -226,7 +232,8 @@ def up(cfg, timeout=20.0, say=print):
         deadline = time.monotonic() + timeout
         while not _ready(ready):
             if proc.poll() is not None or time.monotonic() > deadline:
-                why = f"exited with {proc.returncode}" if proc.poll() is not None else f"not ready after {timeout:.0f} s"
+                why = (f"exited with {proc.returncode}" if proc.poll() is not None
+                       else f"not ready after {timeout:.0f} s")
                 down(cfg, say=lambda _: None)
                 raise StackError(f"{name} {why}; last lines of {log}:\n{_tail(log)}")
             time.sleep(0.1)
@@ -244,7 +251,7 @@ def _tail(path, lines=15):
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def down(cfg, timeout=10.0, say=print):
+def down(cfg: Config, timeout: float = 10.0, say: Callable[[str], object] = print) -> None:
     """Stop this instance's daemons in reverse start order; SIGKILL whatever outlives the timeout."""
     for name, *_ in reversed(daemons(cfg)):
         pidfile = _pidfile(cfg, name)
@@ -269,7 +276,7 @@ def _reap(pid):
         pass
 
 
-def free_port(count=1):
+def free_port(count: int = 1) -> int:
     """A loopback port free now for both UDP and TCP (Kamailio and SIPp open both), with the
     next count-1 ports free too (SIPp's -mp takes four: audio and video RTP/RTCP)."""
     while True:
@@ -282,7 +289,7 @@ def free_port(count=1):
             return base
 
 
-def bindable(port):
+def bindable(port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as sock:
             try:
@@ -292,7 +299,7 @@ def bindable(port):
     return True
 
 
-def sip_options(cfg, transport, timeout=1.0):
+def sip_options(cfg: Config, transport: str, timeout: float = 1.0) -> bool:
     """Send OPTIONS to the proxy; True when it answers 200."""
     kind = socket.SOCK_DGRAM if transport == "udp" else socket.SOCK_STREAM
     family = socket.AF_INET6 if ":" in cfg.listen else socket.AF_INET

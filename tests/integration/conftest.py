@@ -1,6 +1,7 @@
 """A real vpbx stack (private Redis, rtpengine, Kamailio) on non-default ports for the whole run,
 re-provisioned before and checked for leaks after every test."""
 import os
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,11 @@ PASSWORD = "s3cret"
 
 
 class Pbx:
+    # Set by the pbx fixture: the trunks' SIPp ports and the test's own directory.
+    trunk_port: int
+    outbound_port: int
+    workdir: Path
+
     def __init__(self, cfg):
         self.cfg = cfg
         self.redis = cfg.redis()

@@ -77,8 +77,9 @@ def relayed_digits(party):
     keys = []
     for message in party.received("INFO "):
         headers, _, body = message.replace("\r\n", "\n").partition("\n\n")
-        ctype = re.search(r"^Content-Type:\s*(\S+)", headers, re.M | re.I).group(1)
-        keys.append(dtmf.info_digit(ctype, body))
+        match = re.search(r"^Content-Type:\s*(\S+)", headers, re.M | re.I)
+        assert match, message
+        keys.append(dtmf.info_digit(match.group(1), body))
     return "".join(keys)
 
 

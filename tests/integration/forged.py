@@ -59,7 +59,7 @@ def send(proxy_port, build, source=(STRANGER, 0), timeout=3.0):
         while True:
             try:
                 status = sock.recv(65535).decode(errors="replace").split("\r\n", 1)[0]
-            except socket.timeout:
+            except TimeoutError:
                 return ""
             if not status.startswith("SIP/2.0 1"):
                 return status

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field
+from typing import cast
 
 STRANGER = "127.0.0.7"
 
@@ -331,8 +332,8 @@ def torture(rng, t, via, local):
     cid = lambda: f"{_token(rng, 16)}@{STRANGER}"     # noqa: E731
     tag = lambda: _token(rng, 8)                      # noqa: E731
 
-    def req(method, ruri, *head, body="", length=None, version="SIP/2.0"):
-        head = list(head)
+    def req(method, ruri, *headers, body="", length=None, version="SIP/2.0"):
+        head = list(headers)
         if not any(h.lower().startswith(("v:", "via")) for h in head):
             head.insert(0, f"Via: {via}")
         defaults = {"max-forwards": "Max-Forwards: 70",
@@ -359,22 +360,28 @@ def torture(rng, t, via, local):
              f"f: \"J Rosenberg \\\\\\\"\"  <sip:202@{ten}>\r\n\t;tag={tag()}",
              f"t: <sip:201@{ten}>", f"i: {cid()}", "cSeQ:\t 8\r\n   INVITE", "mAX-fORWARDS: 0068",
              "NewFangledHeader:   newfangled value\r\n continued newfangled value",
-             "UnknownHeaderWithUnusualValue: ;;,,;;,;", f"c: application/sdp", body=SDP)),
+             "UnknownHeaderWithUnusualValue: ;;,,;;,;", "c: application/sdp", body=SDP)),
         ("3.1.1.2 wide range of valid characters",
-         req("!interesting-Method0123456789_*+`.%indeed'~", f"sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@{ten}",
+         req("!interesting-Method0123456789_*+`.%indeed'~",
+             "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,"
+             f"weird!*pas$wo~d_too.(doesn't-it)@{ten}",
              f"To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:201@{ten}>",
-             f"From: token1~` token2'+_ token3*%!.- <sip:202@{ten}>;fromParam''~+*_!.-%=\"\xd1\x80\xd0\xb0\";tag={tag()}",
-             f"Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}}{{", "CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~",
+             f"From: token1~` token2'+_ token3*%!.- <sip:202@{ten}>;"
+             f"fromParam''~+*_!.-%=\"\xd1\x80\xd0\xb0\";tag={tag()}",
+             "Call-ID: intmeth.word%ZK-!.*_+'@word`~)(><:\\/\"][?}{",
+             "CSeq: 139122385 !interesting-Method0123456789_*+`.%indeed'~",
              "extensionHeader-!.%*+_`'~: \xef\xbb\xbf\xe5\xa4\xa7\xe5\x81\x9c\xe9\x9b\xbb")),
         ("3.1.1.3 %-escaping in URIs", req("INVITE", f"sip:%32%30%31@{ten}", f"To: <sip:%32%30%31@{ten}>",
                                           sdp_ct, body=SDP)),
         ("3.1.1.4 escaped NUL in URIs", req("REGISTER", f"sip:{ten}", f"To: <sip:null-%00-null@{ten}>",
                                            f"From: <sip:null-%00-null@{ten}>;tag={tag()}",
                                            f"Contact: <sip:%00@{local}>")),
-        ("3.1.1.5 % that is no escape", req("RE%47IST%45R", f"sip:{ten}", "To: \"%Z%45\" <sip:resource@{ten}>",
+        ("3.1.1.5 % that is no escape", req("RE%47IST%45R", f"sip:{ten}",
+                                            "To: \"%Z%45\" <sip:resource@{ten}>",
                                             f"Contact: <sip:alias@{local}>")),
         ("3.1.1.6 no LWS between display name and <",
-         req("OPTIONS", f"sip:{proxy}", f"From: caller<sip:202@{ten}>;tag={tag()}", f"To: \"x\"<sip:{proxy}>")),
+         req("OPTIONS", f"sip:{proxy}", f"From: caller<sip:202@{ten}>;tag={tag()}",
+             f"To: \"x\"<sip:{proxy}>")),
         ("3.1.1.7 long values in headers",
          req("INVITE", inv, f"To: \"I have a user name of {long} proportion\" <sip:201@{ten}>",
              f"From: <sip:202@{ten}>;tag={'t' * 2000}", f"Call-ID: {'c' * 3000}@{STRANGER}",
@@ -396,7 +403,8 @@ def torture(rng, t, via, local):
                   "--7a9cbec02ceef655\r\nContent-Type: text/plain\r\n\r\nhi\r\n--7a9cbec02ceef655--\r\n")),
         ("3.1.1.12 unsolicited reply, unusual reason phrase",
          f"SIP/2.0 200 = 2**3 * 5**2 \xd0\xbd\xd0\xbe \r\nVia: {via}\r\nFrom: <sip:a@{ten}>;tag=1\r\n"
-         f"To: <sip:b@{ten}>;tag=2\r\nCall-ID: {cid()}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n".encode("latin-1")),
+         f"To: <sip:b@{ten}>;tag=2\r\nCall-ID: {cid()}\r\nCSeq: 1 INVITE\r\n"
+         "Content-Length: 0\r\n\r\n".encode("latin-1")),
         ("3.1.1.13 unsolicited reply, empty reason phrase",
          f"SIP/2.0 100 \r\nVia: {via}\r\nFrom: <sip:a@{ten}>;tag=1\r\nTo: <sip:b@{ten}>\r\n"
          f"Call-ID: {cid()}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n".encode()),
@@ -412,7 +420,8 @@ def torture(rng, t, via, local):
         ("3.1.2.5 unsolicited reply, overlarge scalar fields",
          f"SIP/2.0 503 Service Unavailable\r\nVia: {via}\r\nFrom: <sip:a@{ten}>;tag=1\r\n"
          f"To: <sip:b@{ten}>;tag=2\r\nCall-ID: {cid()}\r\nCSeq: 1 OPTIONS\r\n"
-         "Retry-After: 18446744073709551616\r\nWarning: 1812 overflow \"Warning\"\r\nContent-Length: 0\r\n\r\n".encode()),
+         "Retry-After: 18446744073709551616\r\nWarning: 1812 overflow \"Warning\"\r\n"
+         "Content-Length: 0\r\n\r\n".encode()),
         ("3.1.2.6 unterminated quoted display name",
          req("INVITE", inv, f"From: \"Bob <sip:202@{ten}>;tag={tag()}", sdp_ct, body=SDP)),
         ("3.1.2.7 <> around the Request-URI", req("INVITE", f"<{inv}>", sdp_ct, body=SDP)),
@@ -422,7 +431,8 @@ def torture(rng, t, via, local):
         ("3.1.2.10 SP at the end of the request line", req("OPTIONS", f"sip:{proxy}", version="SIP/2.0 ")),
         ("3.1.2.11 escaped headers in the Request-URI",
          req("INVITE", f"sip:201@{ten}?Route=%3Csip:{STRANGER}%3E&Max-Forwards=0", sdp_ct, body=SDP)),
-        ("3.1.2.12 invalid time zone in Date", req("OPTIONS", f"sip:{proxy}", "Date: Fri, 01 Jan 2010 16:00:00 EST")),
+        ("3.1.2.12 invalid time zone in Date",
+         req("OPTIONS", f"sip:{proxy}", "Date: Fri, 01 Jan 2010 16:00:00 EST")),
         ("3.1.2.13 name-addr without <> around a URI with parameters",
          req("INVITE", inv, f"From: \"x\" sip:202@{ten};tag={tag()}", f"Contact: sip:202@{local};x=y",
              sdp_ct, body=SDP)),
@@ -431,12 +441,15 @@ def torture(rng, t, via, local):
         ("3.1.2.15 non-token characters in the display name",
          req("INVITE", inv, f"From: Bell, Alexander <sip:202@{ten}>;tag={tag()}", sdp_ct, body=SDP)),
         ("3.1.2.16 unknown protocol version", req("OPTIONS", f"sip:{proxy}", version="SIP/7.0")),
-        ("3.1.2.17 start line and CSeq method mismatch", req("INVITE", inv, "CSeq: 1 OPTIONS", sdp_ct, body=SDP)),
+        ("3.1.2.17 start line and CSeq method mismatch",
+         req("INVITE", inv, "CSeq: 1 OPTIONS", sdp_ct, body=SDP)),
         ("3.1.2.18 unknown method, CSeq mismatch", req("NEWMETHOD", inv, "CSeq: 1 INVITE")),
         ("3.1.2.19 unsolicited reply, overlarge status code",
          f"SIP/2.0 4294967301 better not break the receiver\r\nVia: {via}\r\nFrom: <sip:a@{ten}>;tag=1\r\n"
-         f"To: <sip:b@{ten}>;tag=2\r\nCall-ID: {cid()}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n".encode()),
-        ("3.2 no branch (RFC 2543 transaction)", req("INVITE", inv, f"Via: SIP/2.0/UDP {local}", sdp_ct, body=SDP)),
+         f"To: <sip:b@{ten}>;tag=2\r\nCall-ID: {cid()}\r\nCSeq: 1 INVITE\r\n"
+         "Content-Length: 0\r\n\r\n".encode()),
+        ("3.2 no branch (RFC 2543 transaction)",
+         req("INVITE", inv, f"Via: SIP/2.0/UDP {local}", sdp_ct, body=SDP)),
         ("3.3.1 missing Call-ID", req("OPTIONS", f"sip:{proxy}", "-call-id")),
         ("3.3.1 missing From", req("INVITE", inv, "-from", sdp_ct, body=SDP)),
         ("3.3.1 missing To", req("REGISTER", f"sip:{ten}", "-to", f"Contact: <sip:200@{local}>")),
@@ -445,7 +458,8 @@ def torture(rng, t, via, local):
         ("3.3.1 missing Via", (lambda m: re.sub(rb"Via:[^\r]*\r\n", b"", m, count=1))(
             req("OPTIONS", f"sip:{proxy}"))),
         ("3.3.2 unknown Request-URI scheme", req("OPTIONS", "soap.beep://192.0.2.103:3002")),
-        ("3.3.3 known but atypical Request-URI schemes", req("INVITE", "tel:+1-201-555-0123", sdp_ct, body=SDP)),
+        ("3.3.3 known but atypical Request-URI schemes",
+         req("INVITE", "tel:+1-201-555-0123", sdp_ct, body=SDP)),
         ("3.3.3 sips Request-URI", req("INVITE", f"sips:201@{ten}", sdp_ct, body=SDP)),
         ("3.3.4 unknown URI schemes in headers",
          req("INVITE", inv, "From: <im:202@example.com>;tag=x", "To: <xmpp:201@example.com>",
@@ -468,11 +482,13 @@ def torture(rng, t, via, local):
          req("INVITE", inv, sdp_ct, f"Content-Length: {len(SDP)}, 3", body=SDP, length=len(SDP))),
         ("3.3.11 Max-Forwards of zero", req("OPTIONS", f"sip:{proxy}", "Max-Forwards: 0")),
         ("3.3.12 REGISTER with a Contact header parameter",
-         req("REGISTER", f"sip:{ten}", f"To: <sip:200@{ten}>", f"Contact: sip:200@{local};expires=280297596632815")),
+         req("REGISTER", f"sip:{ten}", f"To: <sip:200@{ten}>",
+             f"Contact: sip:200@{local};expires=280297596632815")),
         ("3.3.13 REGISTER with a URL parameter",
          req("REGISTER", f"sip:{ten}", f"To: <sip:999@{ten}>", f"Contact: <sip:999@{local};transport=sctp>")),
         ("3.3.14 REGISTER with a URL escaped header",
-         req("REGISTER", f"sip:{ten}", f"To: <sip:999@{ten}>", f"Contact: <sip:999@{local}?Route=%3Csip:example.com%3E>")),
+         req("REGISTER", f"sip:{ten}", f"To: <sip:999@{ten}>",
+             f"Contact: <sip:999@{local}?Route=%3Csip:example.com%3E>")),
         ("3.3.15 REGISTER with two Contacts and *",
          req("REGISTER", f"sip:{ten}", f"To: <sip:999@{ten}>", "Contact: *", f"Contact: <sip:999@{local}>")),
         ("3.3.16 CANCEL with no matching transaction", req("CANCEL", inv, "CSeq: 1 CANCEL")),
@@ -482,7 +498,8 @@ def torture(rng, t, via, local):
         ("3.3.19 bad Content-Language", req("INVITE", inv, "Content-Language: \xff\x01, en-US-",
                                             sdp_ct, body=SDP)),
         ("3.4 RFC 2543 syntax", req("INVITE", inv, f"Via: SIP/2.0/UDP {local}", f"From: sip:202@{ten}",
-                                     f"To: sip:201@{ten}", "CSeq: 1 INVITE", "Content-Type: application/sdp", body=SDP)),
+                                     f"To: sip:201@{ten}", "CSeq: 1 INVITE", "Content-Type: application/sdp",
+                                     body=SDP)),
         ("own: NUL bytes in headers",
          req("INVITE", inv, f"From: <sip:202@{ten}>;tag=\x00\x00", "X-Null: a\x00b", sdp_ct, body=SDP)),
         ("own: non-UTF-8 in the display name and Call-ID",
@@ -497,7 +514,8 @@ def torture(rng, t, via, local):
         ("own: binary noise", bytes(rng.randrange(256) for _ in range(rng.randint(1, 1400)))),
         ("own: no Content-Length", req("INVITE", inv, sdp_ct, body=SDP, length="")),
         ("own: SDP with garbage",
-         req("INVITE", inv, sdp_ct, body="v=0\r\nm=audio 99999999 RTP/AVP 0\r\nc=IN IP4 999.1.1.1\r\nm=\r\na=\r\n")),
+         req("INVITE", inv, sdp_ct,
+             body="v=0\r\nm=audio 99999999 RTP/AVP 0\r\nc=IN IP4 999.1.1.1\r\nm=\r\na=\r\n")),
         ("own: DTMF INFO out of a dialog",
          req("INFO", inv, "Content-Type: application/dtmf-relay", body="Signal=*\r\nDuration=160\r\n")),
         ("own: in-dialog request for an unknown call",
@@ -570,11 +588,11 @@ class Fuzzer:
         self.sel.register(self.udp, selectors.EVENT_READ, "udp")
         self.lock = threading.Lock()
         self.tcp, self.tcp_sent, self.old_tcp = None, 0, []
-        self.sent = Counter()           # by category
-        self.answers = Counter()        # by status class: "1xx" ... "6xx"
-        self.codes = Counter()          # status line -> count
-        self.statuses = Counter()       # status code -> count
-        self.answered = Counter()       # category -> messages answered (matched by branch)
+        self.sent: Counter[str] = Counter()         # by category
+        self.answers: Counter[str] = Counter()      # by status class: "1xx" ... "6xx"
+        self.codes: Counter[str] = Counter()        # status line -> count
+        self.statuses: Counter[int] = Counter()     # status code -> count
+        self.answered: Counter[str] = Counter()     # category -> messages answered (matched by branch)
         self.answered_branches = set()
         self.requests_received = 0      # requests sent to us (a binding we forged)
         self.unsendable = 0             # too big for a datagram, or the connection was gone
@@ -691,7 +709,7 @@ class Fuzzer:
                 continue
             for key, _ in ready:
                 try:
-                    data = key.fileobj.recv(65535)
+                    data = cast(socket.socket, key.fileobj).recv(65535)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except OSError:
@@ -735,7 +753,9 @@ class Fuzzer:
             self._answer(data[start:end], sock)
 
     def _answer(self, answer, sock):
-        code, reason = ANSWER.match(answer).groups()
+        status = ANSWER.match(answer)
+        assert status, answer[:200]         # _count() cuts answers where ANSWER matches
+        code, reason = status.groups()
         code = int(code)
         line = f"{code}{reason.decode('utf-8', 'replace')}"
         branch = BRANCH.search(answer)
@@ -744,7 +764,7 @@ class Fuzzer:
             self.statuses[code] += 1
             self.codes[line] += 1
             cause = self.recent.get(branch.group(1)) if branch else None
-            if cause and branch.group(1) not in self.answered_branches:
+            if branch and cause and branch.group(1) not in self.answered_branches:
                 self.answered_branches.add(branch.group(1))
                 self.answered[cause[0]] += 1
         if code >= 300 and sock is not None:

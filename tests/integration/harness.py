@@ -53,6 +53,7 @@ def sipp_port():
 
 class Sipp:
     """One SIPp process playing one party from parties/NAME.xml."""
+    media: "RtpPeer"        # set by the helpers that give a party RTP of its own
 
     def __init__(self, workdir, scenario, proxy, *, port=None, variables=None, user=None,
                  password=None, duration_ms=0, timeout_s=20, name=None, ip="127.0.0.1"):
@@ -82,7 +83,7 @@ class Sipp:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, 9)
             self.proc.wait()
-            raise AssertionError(f"{self.name}: SIPp did not finish within {timeout} s")
+            raise AssertionError(f"{self.name}: SIPp did not finish within {timeout} s") from None
         return self.proc.returncode
 
     def passed(self, timeout=30):
@@ -139,7 +140,7 @@ class RtpPeer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((ip, 0))
         self.port = self.sock.getsockname()[1]
-        self.received = Counter()
+        self.received: Counter[int] = Counter()
         self.audio = defaultdict(bytearray)     # PCMU payloads received, by SSRC
         self.events = []                # digits of the RFC 4733 events received (end packets)
         self.event_packets = []         # the digit of every RFC 4733 packet received
@@ -188,7 +189,7 @@ class RtpPeer:
         while time.monotonic() < end:
             try:
                 data = self.sock.recv(2048)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if len(data) >= 12 and data[0] >> 6 == 2:
                 ssrc = struct.unpack("!I", data[8:12])[0]

@@ -27,7 +27,7 @@ class LogMark:
 
     def python_errors(self):
         """(innermost frame, exception) -> count, for the tracebacks logged since the mark."""
-        found = Counter()
+        found: Counter[tuple[str, str]] = Counter()
         for block in self.text().split("Traceback (most recent call last):")[1:]:
             frames = re.findall(r'File "([^"]+)", line (\d+), in (\S+)', block)
             exception = re.search(r"^\s*(\w+(?:Error|Exception|Exit)\b.*)$", block, re.M)

@@ -55,7 +55,7 @@ class RawUa:
     def request(self, method, ruri, head, body="", timeout=5.0):
         """Send a request (retransmitted every 0.5 s) -> its final response (text)."""
         branch = "z9hG4bK" + uuid.uuid4().hex
-        extra = f"Content-Type: application/sdp\r\n" if body else ""
+        extra = "Content-Type: application/sdp\r\n" if body else ""
         text = (f"{method} {ruri} SIP/2.0\r\nVia: {self._via(branch)}\r\nMax-Forwards: 70\r\n"
                 f"{head}{extra}Content-Length: {len(body)}\r\n\r\n{body}")
         with self._cond:
@@ -99,6 +99,7 @@ class RawUa:
 
     def _send_in_dialog(self, method, cseq, wait=False):
         d = self.dialog
+        assert d is not None, "no dialog yet"
         head = (f"From: {d['local']}\r\nTo: {d['remote']}\r\nCall-ID: {d['callid']}\r\n"
                 f"CSeq: {cseq} {method}\r\n" + "".join(f"Route: {r}\r\n" for r in d["route"]))
         if wait:
@@ -119,7 +120,7 @@ class RawUa:
         while not self._stop:
             try:
                 data, src = self.sock.recvfrom(65535)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return

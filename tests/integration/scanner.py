@@ -32,7 +32,8 @@ def disguise():
 def bind_to(module, ip):
     for value in vars(module).values():
         init = getattr(value, "__init__", None)
-        if isinstance(value, type) and "bindingip" in getattr(init, "__code__", disguise.__code__).co_varnames:
+        code = getattr(init, "__code__", disguise.__code__)
+        if isinstance(value, type) and "bindingip" in code.co_varnames:
             set_default(init, "bindingip", ip)
 
 

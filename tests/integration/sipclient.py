@@ -16,7 +16,7 @@ class Response:
         head = text.split("\r\n\r\n", 1)[0].split("\r\n")
         self.status_line = head[0]
         self.code = int(head[0].split()[1])
-        self.headers = {}
+        self.headers: dict[str, str] = {}
         for line in head[1:]:
             name, _, value = line.partition(":")
             self.headers.setdefault(name.strip().lower(), value.strip())
@@ -66,7 +66,7 @@ class SipClient:
             f"Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={callid[:8]}\r\n"
             f"To: <sip:{to_user}@{domain}>\r\nCall-ID: {callid}\r\nCSeq: {cseq} {method}\r\n"
             f"Contact: {contact}\r\nUser-Agent: {user_agent}\r\n"
-            + (f"Expires: 300\r\n" if method == "REGISTER" else "")
+            + ("Expires: 300\r\n" if method == "REGISTER" else "")
             + authorization + "Content-Length: 0\r\n\r\n")
         response = self.send(message)
         if method == "INVITE":          # a final answer to an INVITE is acknowledged
@@ -105,4 +105,6 @@ def digest(method, uri, user, password, challenge, nc=1):
 
 
 def _branch(message):
-    return re.search(r"branch=([^;\r]+)", message).group(1)
+    match = re.search(r"branch=([^;\r]+)", message)
+    assert match, message
+    return match.group(1)

@@ -68,7 +68,8 @@ class Baresip:
         return self.log.read_text(errors="replace")
 
     def wait_output(self, text, timeout=10):
-        wait_for(lambda: text in self.output(), timeout, what=f"baresip {self.user}: {text!r}\n{self.output()[-1500:]}")
+        wait_for(lambda: text in self.output(), timeout,
+                 what=f"baresip {self.user}: {text!r}\n{self.output()[-1500:]}")
 
     def registered(self):
         self.wait_output(f"{self.user}@{self.domain}: {{0/UDP/v4}} 200 OK")

@@ -143,7 +143,7 @@ def test_source_is_locked_after_failed_logins_but_the_registered_phone_is_not(pb
 
 def test_extension_is_locked_by_failures_from_many_sources_known_or_not(pbx, client):
     set_limits(pbx, failures=3)
-    for i, ip in enumerate(("127.0.0.10", "127.0.0.11", "127.0.0.12")):
+    for ip in ("127.0.0.10", "127.0.0.11", "127.0.0.12"):
         assert guess(client, ip, "200").code == 403
         assert guess(client, ip, "299").code == 403
     for user in ("200", "299"):     # a lock tells nothing about which extension exists

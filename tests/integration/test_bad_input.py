@@ -72,7 +72,8 @@ def test_what_is_no_dtmf_report_is_ignored(pbx):
     """Sent from rtpengine's address (where reports come from), to the DTMF-report port.
     (Kamailio drops datagrams under 20 bytes before any route: each of these is longer.)"""
     log = LogMark(pbx.cfg)
-    junk = [b'[{"callid": "c", "source_tag": "x", "event": 1}]', b"[" * 50000, b'{"callid": 5, "source_tag": [], "event": 10}',
+    junk = [b'[{"callid": "c", "source_tag": "x", "event": 1}]', b"[" * 50000,
+            b'{"callid": 5, "source_tag": [], "event": 10}',
             b'{"callid": "\\ud800", "source_tag": "x", "event": 10}',
             b'{"callid": "c", "source_tag": "x", "event": true}', b"\xff\xfe" * 16]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

@@ -73,7 +73,8 @@ def test_provisioning_round_trip(pbx, vpbx):
     shown = vpbx("show", "acme.example").stdout
     assert "pbx_transfer = off" in shown and "outbound_trunk = 127.0.0.1:5999" in shown
     assert "transfer_external = ''" in shown        # empty: extensions only
-    assert vpbx("set", "acme.example", "pbx_transfer", "on").stdout.strip() == "acme.example: pbx_transfer = on"
+    assert (vpbx("set", "acme.example", "pbx_transfer", "on").stdout.strip()
+            == "acme.example: pbx_transfer = on")
     assert vpbx("set", "acme.example", "transfer_hold_media", "ringback").returncode == 0
     shown = vpbx("show", "acme.example").stdout
     assert "pbx_transfer = on" in shown and "transfer_hold_media = ringback" in shown

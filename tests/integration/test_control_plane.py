@@ -33,7 +33,7 @@ def answered(address, payload, timeout=0.5):
         sock.send(payload)
         try:
             return sock.recv(4096)
-        except (socket.timeout, ConnectionRefusedError):
+        except (TimeoutError, ConnectionRefusedError):
             return None
 
 
@@ -65,7 +65,9 @@ def test_control_sockets_are_not_on_the_public_address(public_node):
 
 
 def dropped(cfg):
-    match = re.search(r"vpbx_nonsip_dropped = (\d+)", kamcmd(cfg, "stats.get_statistics", "vpbx_nonsip_dropped"))
+    match = re.search(r"vpbx_nonsip_dropped = (\d+)",
+                      kamcmd(cfg, "stats.get_statistics", "vpbx_nonsip_dropped"))
+    assert match, "no vpbx_nonsip_dropped statistic"
     return int(match.group(1))
 
 
@@ -95,8 +97,10 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
     a = caller(pbx, "201", "202", hold_ms=6000)
     a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
     invite = wait_for(lambda: b.received("INVITE "), what="the INVITE at the client")[0]
-    callid = re.search(r"^Call-ID:\s*(\S+)", invite, re.M).group(1)
-    tag = re.search(r"^From:.*;tag=([^;\s]+)", invite, re.M).group(1)
+    callid_match = re.search(r"^Call-ID:\s*(\S+)", invite, re.M)
+    tag_match = re.search(r"^From:.*;tag=([^;\s]+)", invite, re.M)
+    assert callid_match and tag_match, invite
+    callid, tag = callid_match.group(1), tag_match.group(1)
     wait_for(lambda: pbx.store.call_load(callid), what="the dialog record")
     before = dropped(cfg)
     forged = [report(callid, tag, d) for d in "*202#"]
@@ -116,7 +120,8 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
 
 
 def options(branch):
-    return (f"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {STRANGER}:5999;branch=z9hG4bK{branch};rport\r\n"
+    return (f"OPTIONS sip:127.0.0.1 SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {STRANGER}:5999;branch=z9hG4bK{branch};rport\r\n"
             f"Max-Forwards: 70\r\nFrom: <sip:x@{STRANGER}>;tag=1\r\nTo: <sip:127.0.0.1>\r\n"
             f"Call-ID: {branch}@{STRANGER}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n").encode()
 

@@ -70,7 +70,7 @@ def test_info_and_rtp_for_the_same_presses_make_one_code(pbx_transfer):
 
         def type_along():
             for n, key in enumerate("*100#"):
-                wait_for(lambda: any(f"CSeq: {10 + n} INFO" in m for m in caller.sent("INFO ")),
+                wait_for(lambda n=n: any(f"CSeq: {10 + n} INFO" in m for m in caller.sent("INFO ")),
                          timeout=5, interval=0.01, what=f"INFO {n}")
                 caller.media.dtmf(dest, key, gap=0)
         threading.Thread(target=type_along).start()

@@ -32,7 +32,7 @@ def test_forged_digits_and_refer_of_the_employee_are_refused(pbx_transfer):
     a = caller_info(pbx, "201", "202", [(k, RELAY) for k in "*100"], gap_ms=400, hold_ms=2500)
     dialog = dialog_of(c)
     for n, key in enumerate("*202#"):
-        status = send(pbx.cfg.sip_port, lambda src: dialog.request(
+        status = send(pbx.cfg.sip_port, lambda src, n=n, key=key: dialog.request(
             "caller", "INFO", 100 + n, src, body=f"Signal={key}\r\nDuration=160", ctype=RELAY))
         assert status == REFUSED
     status = send(pbx.cfg.sip_port, lambda src: dialog.request(
@@ -88,7 +88,7 @@ def test_the_client_on_a_trunk_cannot_type_for_the_employee_it_called(pbx_transf
                to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=4000)
     dialog = dialog_of(a)
     for n, (key, source) in enumerate(zip("*202#", [(STRANGER, 0), ("127.0.0.1", 0)] * 3)):
-        assert send(pbx.cfg.sip_port, lambda src: dialog.request(
+        assert send(pbx.cfg.sip_port, lambda src, n=n, key=key: dialog.request(
             "callee", "INFO", 100 + n, src, body=f"Signal={key}\r\nDuration=160", ctype=RELAY),
             source=source) == REFUSED
     a_dest, c_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, c.name)

@@ -72,7 +72,8 @@ def test_fuzz_from_a_stranger_changes_nothing_and_the_pbx_keeps_working(pbx_tran
 
     log.assert_no_python_errors()
     assert fuzzer.internal_errors == [], "\n".join(
-        f"{line} after {category}: {message[:600]!r}" for line, category, message in fuzzer.internal_errors[:5])
+        f"{line} after {category}: {message[:600]!r}"
+        for line, category, message in fuzzer.internal_errors[:5])
     assert kamailio_pids(pbx.cfg) == pids, "Kamailio's processes changed (a crash or restart)"
     assert len(probes) >= fuzzer.duration - 2 and all(probes), f"OPTIONS unanswered: {probes}"
     # The fuzz reached the proxy: it refused a good share of it with clear answers (503: a

@@ -19,9 +19,10 @@ def test_hold_reinvite_updates_sdp_and_cseq_in_the_dialog_record(pbx):
         return record if record.get("caller_cseq") == "2" else None
     record = wait_for(held, timeout=5, what="the re-INVITE in the dialog record")
     assert "a=sendonly" in record["caller_sdp"] and "a=recvonly" in record["callee_sdp"]
-    assert "m=audio %d " % a_media.port in record["caller_sdp"]
+    assert f"m=audio {a_media.port} " in record["caller_sdp"]
     a.passed()
     b.passed()
     reinvite = [m for m in b.received("INVITE ") if "CSeq: 2 INVITE" in m]
     assert len(reinvite) == 1 and "a=sendonly" in reinvite[0]
-    assert f"m=audio {a_media.port} " not in reinvite[0], "the re-INVITE's media must stay anchored in rtpengine"
+    assert f"m=audio {a_media.port} " not in reinvite[0], \
+        "the re-INVITE's media must stay anchored in rtpengine"

@@ -28,7 +28,7 @@ def test_bad_contacts(text):
 
 def test_requested_contact_one_at_most():
     assert requested_contact([]) is None
-    assert requested_contact(["<sip:a@h>"]).uri == "sip:a@h"
+    assert requested_contact(["<sip:a@h>"]) == Contact("sip:a@h", {})
     for values in (["<sip:a@h>, <sip:b@h>"], ["<sip:a@h>", "<sip:b@h>"]):
         with pytest.raises(RegisterError, match="one Contact"):
             requested_contact(values)

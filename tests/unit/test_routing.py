@@ -72,7 +72,8 @@ def test_trunk_call_to_non_extension_is_404():
 
 
 def test_register():
-    assert route_register("acme.example", "100", True, "ha1", "decoy").outcome == Register("acme.example", "100")
+    assert (route_register("acme.example", "100", True, "ha1", "decoy").outcome
+            == Register("acme.example", "100"))
     assert route_register("acme.example", "100", True, "ha1", "decoy").secret == "ha1"
     assert route_register("acme.example", "100", True, "", "decoy").secret is None   # open
 

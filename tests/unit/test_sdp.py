@@ -1,8 +1,11 @@
 from vpbx import sdp
 
-HELD = "v=0\r\no=- 5 7 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=recvonly\r\n"
-LINKED = "v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=sendrecv\r\n"
-A_HOLD_OFFER = "v=0\r\no=phone 77 12 IN IP4 192.168.1.5\r\ns=-\r\nc=IN IP4 192.168.1.5\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\na=sendonly\r\n"
+HELD = ("v=0\r\no=- 5 7 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 0\r\na=recvonly\r\n")
+LINKED = ("v=0\r\no=- 3 4 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+          "m=audio 30000 RTP/AVP 0\r\na=sendrecv\r\n")
+A_HOLD_OFFER = ("v=0\r\no=phone 77 12 IN IP4 192.168.1.5\r\ns=-\r\nc=IN IP4 192.168.1.5\r\nt=0 0\r\n"
+                "m=audio 5000 RTP/AVP 0\r\na=sendonly\r\n")
 
 
 def test_a_recvonly_or_inactive_party_is_held():
