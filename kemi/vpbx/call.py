@@ -1,11 +1,13 @@
 """The call record as the pure core reads it: sides and legs, one leg's fields as a `Leg`,
-the join reference of a dialog an attended REFER took over. The record itself is a flat hash (docs/redis-keys.md): `<leg>_<field>` per
-leg, `rtp_<leg>` its rtpengine party tag, `x_<field>` the transfer engine's state.
+the join reference of a dialog an attended REFER took over. The record itself is a flat
+hash (docs/redis-keys.md): `<leg>_<field>` per leg, `rtp_<leg>` its rtpengine party tag,
+`x_<field>` the transfer engine's state.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
+from collections.abc import Mapping
 
 Side = Literal["caller", "callee"]
 SIDES: tuple[Side, Side] = ("caller", "callee")     # the two ends of the dialog the proxy relays

@@ -14,7 +14,8 @@ ended) fails within the plan: the machine is stepped again with that failure.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from . import sdp as sdp_text
 from . import transfer as t

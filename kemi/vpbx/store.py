@@ -134,7 +134,8 @@ class Store:
     def ext_add(self, domain, ext, password=None):
         domain = self._need_tenant(domain)
         ext = provisioning.extension(ext)
-        secret = provisioning.ha1(ext, domain, provisioning.password(password)) if password is not None else ""
+        secret = (provisioning.ha1(ext, domain, provisioning.password(password))
+                  if password is not None else "")
         if not self.r.hsetnx(exts_key(domain), ext, secret):
             raise ValueError(f"extension {ext} exists already in {domain}")
         self.r.zadd(extidx_key(domain), {ext: 0})
@@ -345,8 +346,8 @@ class Store:
         taken off hold), found by its tag; None when the dialog is gone."""
         join, caller_tag, callee_tag = self.fast.pipeline(
             ("HMGET", call_key(callid), "x_join", "caller_tag", "callee_tag"))[0]
-        if join:
-            ref = JoinRef.parse(join)
+        ref = JoinRef.parse(join)
+        if ref:
             return ref.callid, ref.leg
         side = {caller_tag: "caller", callee_tag: "callee"}.get(to_tag) if to_tag else None
         return (callid, side) if side else None
@@ -386,7 +387,8 @@ class Store:
             legs, taken = ends
             calls = [(callid, legs), *((other, SIDES) for other in taken)]
             deleted = [key for c, ls in calls
-                       for key in ((call_key(c),) if c != callid else ()) + tuple(dtmf_key(c, leg) for leg in ls)]
+                       for key in ((call_key(c),) if c != callid else ())
+                       + tuple(dtmf_key(c, leg) for leg in ls)]
             payload["delete"] = deleted
             payload["unschedule"] = [f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS]
         return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, *other_keys, *deleted,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Callable, Mapping, Union
+from collections.abc import Callable, Mapping
 
 from .call import SIDES, Takeover
 
@@ -217,9 +217,9 @@ class Publish:              # append a transfer event to the PBX event stream
     details: dict = field(default_factory=dict)
 
 
-Event = Union[Transfer, Return, Progress, Answered, Failed, Hangup, Timeout]
-Effect = Union[Hold, Ringback, Link, Tone, Call, Release, Resume, Restore, Cancel, Bye, Accept,
-               Relay, Drop, EndCall, Notify, Schedule, Publish]
+Event = Transfer | Return | Progress | Answered | Failed | Hangup | Timeout
+Effect = (Hold | Ringback | Link | Tone | Call | Release | Resume | Restore | Cancel | Bye | Accept
+          | Relay | Drop | EndCall | Notify | Schedule | Publish)
 Effects = list[Effect]
 Handler = Callable[[State, Event, Rules], tuple[State, Effects]]
 DEFAULT_RULES = Rules()

@@ -233,7 +233,8 @@ def test_call_update_returns_phase_a_c_and_join(store, r, extra, answer):
 
 def test_call_update_sees_its_own_write(store, r):
     save_call(store, **TRANSFERRING)
-    assert store.call_update(CID, {"x_phase": "consult", "x_join": "j"}) == ("consult", "caller", "callee", "j")
+    assert store.call_update(CID, {"x_phase": "consult", "x_join": "j"}) == (
+        "consult", "caller", "callee", "j")
 
 
 def test_call_update_never_recreates_an_unknown_or_ended_call(store, r):
