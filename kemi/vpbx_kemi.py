@@ -4,8 +4,8 @@ This directory is on sys.path, so the vpbx package imports directly.
 Kamailio embeds Debian's /usr/bin/python3: only Debian packages (python3-redis)
 and this tree are importable.
 """
-from vpbx.proxy import Proxy
+from vpbx import wiring
 
 
 def mod_init():
-    return Proxy()
+    return wiring.build()

@@ -134,7 +134,7 @@ class FakeStore:
 
 
 class RecordingSip:
-    """Stands in for the engine's `sip` adapter (uac.py): records the requests it was asked
+    """Stands in for the engine's `sip` adapter (uac.Uac): records the requests it was asked
     to send, as (method, leg, details)."""
 
     def __init__(self):
@@ -154,7 +154,7 @@ class RecordingSip:
     def notify(self, call, leg, status, final, cseq):
         self.sent.append(("NOTIFY", leg, {"cseq": cseq, "status": status, "final": final}))
 
-    def cancel(self, call, leg, rpc_socket):
+    def cancel(self, call, leg):
         self.sent.append(("CANCEL", leg, {}))
 
     def proxy_contact(self, socket_text):

@@ -1,5 +1,5 @@
 """The transfer engine: feeds events to the pure state machine (transfer.py) and carries out
-its effects on rtpengine (media.py) and SIP (the `sip` adapter, uac.py in Kamailio).
+its effects on rtpengine (media.py) and SIP (the `sip` adapter: uac.Uac in Kamailio).
 
 Each event goes plan, commit, act: plan.py computes every change to the call record, the
 store writes all of it with the state in one compare-and-set (timers and transfer events
@@ -29,10 +29,9 @@ def tag_of(call, leg):
 
 
 class Engine:
-    def __init__(self, store, ng, sip, sounds_dir, rpc_socket):
+    def __init__(self, store, ng, sip, sounds_dir):
         self.store, self.ng, self.sip = store, ng, sip
         self.sounds = Sounds(sounds_dir)
-        self.rpc_socket = rpc_socket
         self.throttle = limits.Throttle()       # log lines of refused transfers
 
     # ---- events in ----------------------------------------------------------
@@ -215,7 +214,7 @@ class Engine:
                 elif isinstance(e, t.Drop):
                     media.drop(tag_of(call, e.leg))
                 elif isinstance(e, t.Cancel):
-                    self.sip.cancel(call, e.leg, self.rpc_socket)
+                    self.sip.cancel(call, e.leg)
                 elif isinstance(e, t.Bye):
                     self.sip.bye(call, e.leg, args["cseq"])
                 elif isinstance(e, t.Notify):

@@ -1,18 +1,24 @@
 """Abuse limits at the SIP edge (adapter): scanners dropped, sources over their request rate
 answered 503, each at a bounded cost — no Redis for a scanner nor for a source a worker has
 just refused, and at most one log line per topic and 10 s per worker (limits.py decides)."""
+import logging
 import time
 
-import KSR
+from typing import TYPE_CHECKING
 
 from . import limits
-from .sipmsg import pv, source
+
+if TYPE_CHECKING:
+    from .kamailio import Sip
+
+log = logging.getLogger("vpbx.guard")
 
 RETRY_AFTER = limits.WINDOW
 
 
 class Guard:
-    def __init__(self) -> None:
+    def __init__(self, sip: "Sip") -> None:
+        self.sip = sip
         self.blocked = limits.Blocked()
         self.log = limits.Throttle()
 
@@ -20,14 +26,14 @@ class Guard:
         skipped = self.log.allow(topic, now)
         if skipped is not None:
             more = f" ({skipped} more since the last such line)" if skipped else ""
-            KSR.notice(f"vpbx: {text}{more}\n")
+            log.info("vpbx: %s%s", text, more)
 
     def scanner(self, user_agent: str) -> bool:
         """A scanner's request: dropped without an answer (no reflection, nothing to learn)
         and without any Redis work. -> True when dropped."""
         if not limits.is_scanner(user_agent):
             return False
-        self._note("scanner", f"dropped {pv('$rm')} from {source()}: scanner User-Agent "
+        self._note("scanner", f"dropped {self.sip.pv('$rm')} from {self.sip.source()}: scanner User-Agent "
                               f"{user_agent[:60]!r}", time.time())
         return True
 
@@ -55,7 +61,7 @@ class Guard:
         return True
 
     def _refuse(self, kind: str, hostport: str, now: float) -> None:
-        KSR.hdr.append_to_reply(f"Retry-After: {RETRY_AFTER}\r\n")
-        KSR.sl.sl_send_reply(503, "Service Unavailable - too many requests")
+        self.sip.add_reply_header(f"Retry-After: {RETRY_AFTER}\r\n")
+        self.sip.sl_reply(503, "Service Unavailable - too many requests")
         self._note(f"rate:{kind}", f"503 to {kind.upper()} from {hostport}: over the rate "
                                    f"limit", now)

@@ -38,7 +38,7 @@ def world(tmp_path):
     ng = RecordingNg(replies={"offer": {"result": "ok", "sdp": OFFER_SDP},
                               "answer": {"result": "ok", "sdp": OFFER_SDP}})
     sip = RecordingSip()
-    engine = Engine(store, ng, sip, str(tmp_path), "/nonexistent.sock")
+    engine = Engine(store, ng, sip, str(tmp_path))
     return engine, store, ng, sip
 
 
