@@ -109,6 +109,29 @@ class FakeStore:
         self.events.extend(events)
         return True
 
+    def call_end(self, callid):
+        """As store.call_end: an ordinary call deleted -> None; one the engine looks after
+        kept -> its record; unknown -> {}."""
+        self._trip("call_end")
+        record = self.calls.get(callid)
+        if record is None:
+            return {}
+        if record.get("x_v") or record.get("x_join"):
+            return dict(record)
+        del self.calls[callid]
+        return None
+
+    def trunk_refer(self, hostport):
+        self._trip("trunk_refer")
+        self.trunk_refer_asked = hostport
+        return self.refer_modes.get(hostport, "terminate")
+
+    refer_modes: dict = {}
+
+    def is_tenant(self, domain):
+        self._trip("is_tenant")
+        return domain in {t for t, _ in self.exts}
+
     def binding(self, tenant, ext):
         self._trip("binding")
         return dict(self.bindings.get((tenant, ext), {}))
@@ -162,3 +185,134 @@ class RecordingSip:
 
     def methods(self):
         return [(method, leg) for method, leg, _ in self.sent]
+
+
+class FakeSip:
+    """Stands in for kamailio.Sip: the message being routed is given as pseudo-variables
+    (`pv`), its method and headers; what the route does with it is recorded in `did`:
+    ("reply", code, reason), ("t_reply", ...), ("sl_reply", ...), ("relay",),
+    ("header", text), ("replace_header", name, value), ("rtpengine_manage", flags), ...
+    `newtran_rc` is what newtran() returns (1: a new transaction)."""
+
+    def __init__(self, method="INVITE", pv=None, side="caller", src="udp:127.0.0.1:5080",
+                 sdp=False, dtmf_info=False, myself=()):
+        self.method, self.side, self.src, self.sdp, self.dtmf_info = method, side, src, sdp, dtmf_info
+        self.pvars = {"$rm": method, **(pv or {})}
+        self.myself = set(myself)
+        self.did = []
+        self.newtran_rc = 1
+        self.check_trans_rc = 1
+        self.sent = []          # uac_send: (method, ruri, nexthop, socket, headers, body)
+
+    # reading
+    def pv(self, name):
+        return str(self.pvars.get(name, ""))
+
+    def pv_int(self, name):
+        return int(self.pvars.get(name) or 0)
+
+    def pvs(self, *names):
+        return [self.pv(n) for n in names]
+
+    def set_pv(self, name, value):
+        self.pvars[name] = value
+        self.did.append(("set_pv", name, value))
+
+    def is_method(self, name):
+        return self.method == name
+
+    def header_list(self, name):
+        value = self.pvars.get(f"$hdr({name})")
+        return [value] if value else []
+
+    def header_values(self, name):
+        return ", ".join(self.header_list(name))
+
+    def source(self):
+        return self.src
+
+    def local_socket(self):
+        return "udp:127.0.0.1:5060"
+
+    def sender_side(self):
+        return self.side
+
+    def is_dtmf_info(self):
+        return self.dtmf_info
+
+    def has_sdp(self):
+        return self.sdp
+
+    def has_totag(self):
+        return bool(self.pvars.get("$tt"))
+
+    def is_myself(self, uri):
+        return uri in self.myself
+
+    def is_myself_ruri(self):
+        return True
+
+    # answering
+    def _do(self, *what):
+        self.did.append(what)
+
+    def reply(self, code, reason):
+        self._do("reply", code, reason)
+
+    def sl_reply(self, code, reason):
+        self._do("sl_reply", code, reason)
+
+    def t_reply(self, code, reason):
+        self._do("t_reply", code, reason)
+
+    def reply_error(self):
+        self._do("reply_error")
+
+    def newtran(self):
+        self._do("newtran")
+        return self.newtran_rc
+
+    def check_trans(self):
+        return self.check_trans_rc
+
+    def relay(self):
+        self._do("relay")
+
+    def on_reply(self, route):
+        self._do("on_reply", route)
+
+    def on_failure(self, route):
+        self._do("on_failure", route)
+
+    def add_reply_header(self, text):
+        self._do("header", text)
+
+    def set_reply_body(self, body, ctype):
+        self._do("body", body, ctype)
+
+    def replace_header(self, name, value):
+        self._do("replace_header", name, value)
+
+    def rtpengine_manage(self, flags):
+        self._do("rtpengine_manage", flags)
+
+    def rtpengine_delete(self):
+        self._do("rtpengine_delete")
+
+    def uac_send(self, method, ruri, nexthop, sock, headers, body):
+        self.sent.append((method, ruri, nexthop, sock, headers, body))
+        return 1
+
+    def set_from_display(self, display):
+        self._do("from_display", display)
+
+    def log(self, level, text):
+        pass
+
+    # for assertions
+    def answers(self):
+        """The final answers given: [(code, reason)] of reply/sl_reply/t_reply."""
+        return [(w[1], w[2]) for w in self.did if w[0] in ("reply", "sl_reply", "t_reply")]
+
+    def relayed(self):
+        return ("relay",) in self.did

@@ -26,6 +26,7 @@ def record(caller_role="trunk", **more):
             "caller_pai": "", "caller_privacy": "",
             "callee_role": "ext", "callee_ext": "201", "callee_uri": "sip:201@t1.test",
             "callee_tag": "atag", "callee_contact": "<sip:201@127.0.0.1:5071>",
+            "callee_target": "sip:201@127.0.0.1:5071",
             "callee_src": "udp:127.0.0.1:5071", "callee_socket": "udp:127.0.0.1:5060",
             "callee_cseq": "0", "callee_sdp": SDP["callee"],
             "rtp_caller": "ctag", "rtp_callee": "atag", **more}

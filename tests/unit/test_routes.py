@@ -1,0 +1,140 @@
+"""Routes and the UAC with fakes (tests/fakes.py: FakeSip for Kamailio, FakeStore for Redis):
+what each answers, relays or sends for a given message and call record."""
+import pytest
+from fakes import FakeSip, FakeStore
+from test_engine import CALLID, TENANT, record
+
+from vpbx import transfer as t
+from vpbx.dialogs import Dialogs
+from vpbx.legs import Legs
+from vpbx.refers import Refers
+from vpbx.senders import Senders
+from vpbx.uac import Uac
+
+TRUNK = "127.0.0.1:5090"
+
+
+class RecordingEngine:
+    def __init__(self):
+        self.events = []
+
+    def handle(self, callid, event, call=None, fields=None):
+        self.events.append((callid, event, fields))
+        return []
+
+    def transfer_event(self, call, state, side, ext):
+        return t.Transfer(side, ext, leg_ext=call.get(f"{side}_ext", ""))
+
+    def transfer_allowed(self, call):
+        return True
+
+
+def trunk_call(trunk_side):
+    """A client on a trunk calls extension 201 (trunk_side "caller"), or 201 calls out
+    through the trunk ("callee")."""
+    if trunk_side == "caller":
+        return record("trunk", caller_src=f"udp:{TRUNK}")
+    ext_side = {k.replace("callee", "caller"): v for k, v in record("ext").items()
+                if k.startswith("callee_")}
+    return {**record("ext"), **ext_side, "caller_ext": "201", "callee_role": "trunk",
+            "callee_ext": "", "callee_target": f"sip:+4930123@{TRUNK}",
+            "callee_src": f"udp:{TRUNK}"}
+
+
+def refer(trunk_side, mode):
+    """The extension (the side that is no trunk) REFERs the trunk's party to 100."""
+    ext_side = "callee" if trunk_side == "caller" else "caller"
+    call = trunk_call(trunk_side)
+    store = FakeStore({CALLID: call}, exts={(TENANT, "100")})
+    store.refer_modes = {TRUNK: mode}
+    sip = FakeSip("REFER", side=ext_side, src=call[f"{ext_side}_src"], myself={"sip:t1.test"},
+                  pv={"$ci": CALLID, "$hdr(Refer-To)": "<sip:100@t1.test>"})
+    engine = RecordingEngine()
+    routes = Refers(store, engine, sip, Uac(sip, "/nonexistent"), Senders(store, sip))
+    return routes.checked(CALLID), store, sip, engine
+
+
+@pytest.mark.parametrize("trunk_side", ["caller", "callee"], ids=["trunk_caller", "trunk_callee"])
+def test_a_refer_to_a_pass_trunk_is_relayed_whichever_side_the_trunk_is(trunk_side):
+    relay, store, sip, engine = refer(trunk_side, "pass")
+    assert store.trunk_refer_asked == TRUNK
+    assert relay and engine.events == []
+    assert ("replace_header", "Refer-To", "<sip:100@t1.test>") in sip.did
+
+
+@pytest.mark.parametrize("trunk_side", ["caller", "callee"], ids=["trunk_caller", "trunk_callee"])
+def test_a_refer_to_a_terminate_trunk_is_carried_out_here(trunk_side):
+    relay, store, sip, engine = refer(trunk_side, "terminate")
+    assert store.trunk_refer_asked == TRUNK
+    assert not relay and sip.answers() == [(202, "Accepted")]
+    [(callid, event, _)] = engine.events
+    assert isinstance(event, t.Transfer) and (event.ext, event.refer) == ("100", True)
+
+
+def test_a_refer_from_elsewhere_than_the_party_is_refused():
+    call = trunk_call("caller")
+    store = FakeStore({CALLID: call})
+    sip = FakeSip("REFER", side="callee", src="udp:127.0.0.7:5071", pv={"$ci": CALLID})
+    routes = Refers(store, RecordingEngine(), sip, Uac(sip, "/x"), Senders(store, sip))
+    assert not routes.checked(CALLID)
+    assert sip.answers() == [(403, "Forbidden - not sent by that party of the call")]
+
+
+def test_the_uac_speaks_to_an_original_side_as_its_peer():
+    sip = FakeSip()
+    Uac(sip, "/x").bye({**record(), "callid": CALLID}, "caller", 7)
+    [(method, ruri, nexthop, sock, headers, body)] = sip.sent
+    assert (method, ruri, nexthop, sock) == ("BYE", "sip:c@127.0.0.1:5080",
+                                             "sip:127.0.0.1:5080;transport=udp", "udp:127.0.0.1:5060")
+    assert "From: <sip:201@t1.test>;tag=atag\r\n" in headers            # as A
+    assert "To: <sip:+4930123@trunk.test>;tag=ctag\r\n" in headers
+    assert f"Call-ID: {CALLID}\r\nCSeq: 7 BYE\r\n" in headers and body == ""
+
+
+def dialogs(store, sip):
+    senders = Senders(store, sip)
+    engine = RecordingEngine()
+    return Dialogs(store, sip, senders, None, Legs(store, engine, sip, None, senders, None), None), engine
+
+
+def test_a_bye_naming_no_call_gets_481_and_is_not_relayed():
+    store, sip = FakeStore(), FakeSip("BYE", pv={"$ci": "nosuch@h"})
+    assert dialogs(store, sip)[0].bye("nosuch@h")
+    assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and not sip.relayed()
+
+
+def test_an_ordinary_calls_bye_ends_its_media_and_is_relayed():
+    store = FakeStore({CALLID: record()})
+    sip = FakeSip("BYE", pv={"$ci": CALLID}, src=record()["caller_src"])
+    assert not dialogs(store, sip)[0].bye(CALLID)
+    assert ("rtpengine_delete",) in sip.did and CALLID not in store.calls
+
+
+def test_a_bye_in_a_transferred_call_goes_to_the_engine_with_its_record():
+    store = FakeStore({CALLID: record(x_v="3", x_phase="talking", x_a="leg1", x_c="caller")})
+    sip = FakeSip("BYE", pv={"$ci": CALLID}, src=record()["caller_src"])
+    routes, engine = dialogs(store, sip)
+    assert routes.bye(CALLID)
+    [(callid, event, _)] = engine.events
+    assert event == t.Hangup("caller") and store.trips == ["call_end"]      # the record reused
+
+
+def test_a_bye_in_a_transferred_call_from_a_stranger_is_refused():
+    store = FakeStore({CALLID: record(x_v="3", x_phase="talking", x_a="leg1", x_c="caller")})
+    sip = FakeSip("BYE", pv={"$ci": CALLID}, src="udp:127.0.0.7:5080")
+    routes, engine = dialogs(store, sip)
+    assert routes.bye(CALLID) and engine.events == []
+    assert sip.answers() == [(403, "Forbidden - not sent by that party of the call")]
+
+
+def test_a_legs_2xx_goes_to_the_engine_with_its_facts():
+    store = FakeStore()
+    sip = FakeSip(pv={"$ci": f"vpbx-leg1-{CALLID}", "$rs": 200, "$tt": "btag",
+                      "$ct": "<sip:100@127.0.0.1:5072>", "$rb": "v=0\r\n"}, src="udp:127.0.0.1:5072")
+    engine = RecordingEngine()
+    Legs(store, engine, sip, None, Senders(store, sip), None).on_reply()
+    [(callid, event, fields)] = engine.events
+    assert (callid, event) == (CALLID, t.Answered("leg1"))
+    assert fields == {"leg1_tag": "btag", "leg1_sdp": "v=0\r\n", "leg1_src": "udp:127.0.0.1:5072",
+                      "leg1_contact": "sip:100@127.0.0.1:5072"}
+    assert store.trips == []            # no write of its own: the engine commits them
