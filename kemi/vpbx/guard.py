@@ -3,7 +3,6 @@ answered 503, each at a bounded cost — no Redis for a scanner nor for a source
 just refused, and at most one log line per topic and 10 s per worker (limits.py decides)."""
 import logging
 import time
-
 from typing import TYPE_CHECKING
 
 from . import limits

@@ -6,7 +6,7 @@ import time
 
 from . import codes, refer, routing, settings
 from .call import SIDES
-from .kamailio import address
+from .routing import address
 from .media import Media
 
 log = logging.getLogger("vpbx.invites")

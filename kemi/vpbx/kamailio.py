@@ -9,13 +9,11 @@ import re
 
 import KSR
 
+from .routing import address
+
 SEP = "\x1f"      # ASCII unit separator: appears in no SIP header and no SDP
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")
 _END_OF_HEADER = re.compile(r"\n\r?\n")      # an empty line, after CRLF or bare LF line ends
-
-
-def address(ip: str, port: object) -> str:
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 class Sip:

@@ -5,12 +5,12 @@ import time
 
 from . import engine as engine_mod
 from . import refer, transfer
-from .call import SIDES, Takeover, cseq_field, peer
+from .call import SIDES, Record, Side, Takeover, cseq_field, peer
 
 log = logging.getLogger("vpbx.refers")
 
 
-def trunk_address(call, side):
+def trunk_address(call: Record, side: Side) -> str:
     """IP:PORT of the trunk that is `side` of the call."""
     if side == "caller":
         return call["caller_src"].partition(":")[2]
@@ -77,7 +77,7 @@ class Refers:
         other = peer(side)
         if call.get(f"{other}_role") != "trunk":
             return False
-        hostport = trunk_address(call, peer)
+        hostport = trunk_address(call, other)
         if self.store.trunk_refer(hostport) != "terminate":
             return False
         if sip.newtran() <= 0:

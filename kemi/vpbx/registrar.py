@@ -2,7 +2,7 @@
 import time
 
 from . import registration, routing
-from .kamailio import address
+from .routing import address
 
 
 class Registrar:

@@ -71,6 +71,11 @@ class InviteFacts:
     decoy_secret: str               # HA1 nobody knows: what a caller that is no extension must prove
 
 
+def address(ip: str, port: object) -> str:
+    """IP:PORT as SIP writes it ([v6]:port)."""
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
 def external_target(number: str, prefixes: str) -> bool:
     """Whether a transfer may go to `number` outside the tenant: an external number (as the
     outbound routing sees it) starting with one of the tenant's allowed prefixes."""
