@@ -30,6 +30,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "kemi"))
 
+import transitions              # noqa: E402  (bench/, on sys.path as the script's folder)
 from vpbx import stack          # noqa: E402  (needs the sys.path entry above)
 from vpbx.stack import free_port  # noqa: E402
 from vpbx.store import Store    # noqa: E402
@@ -361,6 +362,8 @@ def main():
             for t in targets:
                 finish(t, work)
         latencies = code_latency(procs, work, cfg, store, r)
+        kw = r.connection_pool.connection_kwargs
+        transitions.report(kw.get("host", "127.0.0.1"), kw.get("port", 6379))
         left = {"rtpengine calls": len(cfg.ng().calls()),
                 "vpbx call records": len(list(r.scan_iter(match="vpbx:call:*", count=1000))),
                 "native call records": len(list(r.scan_iter(match="bench:call:*", count=1000)))}

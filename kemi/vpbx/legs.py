@@ -61,15 +61,17 @@ class Legs:
         if sip.is_method("ACK"):
             sip.check_trans()
             return
-        call = self.store.leg_sender(callid, leg)
+        bye = sip.is_method("BYE")
+        # A BYE goes to the engine, which needs the whole record: read it once.
+        call = self.store.call_load(callid) if bye else self.store.leg_sender(callid, leg)
         if not call:
             sip.sl_reply(481, "Call/Transaction Does Not Exist")
             return
         if not self.senders.sent_by(call, leg):
             self.senders.refuse()
             return
-        if sip.is_method("BYE"):
-            self.bye_to_engine(callid, transfer.Hangup(leg))
+        if bye:
+            self.bye_to_engine(callid, transfer.Hangup(leg), call)
         elif sip.is_dtmf_info():
             self.digits.route_info(callid, leg)       # B may transfer the client on
         else:
