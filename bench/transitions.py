@@ -18,6 +18,8 @@ from test_engine import CALLID, OFFER_SDP, TENANT, record   # noqa: E402
 from vpbx import resp, transfer as t            # noqa: E402
 from vpbx.dialogs import Dialogs                # noqa: E402
 from vpbx.engine import Engine                  # noqa: E402
+from vpbx.media import Media                    # noqa: E402
+from vpbx.sounds import Sounds                  # noqa: E402
 from vpbx.legs import Legs                      # noqa: E402
 from vpbx.senders import Senders                # noqa: E402
 from vpbx.store import Store, call_key          # noqa: E402
@@ -51,7 +53,7 @@ class World:
 
     def routes(self, sip):
         uac = Uac(sip, "/nonexistent")
-        engine = Engine(self.store, self.ng, uac, self.sounds)
+        engine = Engine(self.store, lambda callid: Media(self.ng, callid), uac, Sounds(self.sounds))
         senders = Senders(self.store, sip)
         legs = Legs(self.store, engine, sip, uac, senders, None)
         return engine, legs, Dialogs(self.store, sip, senders, None, legs, None)

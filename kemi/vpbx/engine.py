@@ -13,8 +13,6 @@ import time
 
 from . import codes, limits, plan as planning, routing, sdp as sdp_text, settings, transfer as t
 from .call import SIDES, legs_of, peer
-from .media import Media
-from .sounds import Sounds
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
@@ -29,9 +27,10 @@ def tag_of(call, leg):
 
 
 class Engine:
-    def __init__(self, store, ng, sip, sounds_dir):
-        self.store, self.ng, self.sip = store, ng, sip
-        self.sounds = Sounds(sounds_dir)
+    def __init__(self, store, media, sip, sounds):
+        """store: the per-call store; media: Call-ID -> its rtpengine call (media.Media);
+        sip: the proxy's own requests (uac.Uac); sounds: the files played (sounds.Sounds)."""
+        self.store, self.media, self.sip, self.sounds = store, media, sip, sounds
         self.throttle = limits.Throttle()       # log lines of refused transfers
 
     # ---- events in ----------------------------------------------------------
@@ -158,7 +157,7 @@ class Engine:
         other = pair[1] if leg == pair[0] else pair[0]
         self.store.call_update(callid, {f"{leg}_sdp": sdp})
         call[f"{leg}_sdp"] = sdp
-        return self.link(Media(self.ng, callid), call, leg, other), self.contact_for(call, leg)
+        return self.link(self.media(callid), call, leg, other), self.contact_for(call, leg)
 
     def contact_for(self, call, leg):
         """The Contact of the proxy's 2xx to a leg's request: the peer the leg has always
@@ -185,7 +184,7 @@ class Engine:
         """Carry out a committed plan's effects (no Redis writes here). -> Accept and Relay,
         for the routing of the message being processed."""
         callid = call["callid"]
-        media = Media(self.ng, callid)
+        media = self.media(callid)
         message = []
         linked = {}         # leg -> the SDP for it from its last Link here
         for e, args in plan.acts:
@@ -223,7 +222,7 @@ class Engine:
                     # The join is done: the phone's end of the taken-over dialog gets a BYE
                     # (as from B), and that dialog's media call goes (B's media is here now).
                     self.sip.bye(args["other"], args["side"], args["cseq"])
-                    Media(self.ng, args["other"]["callid"]).end()
+                    self.media(args["other"]["callid"]).end()
                 elif isinstance(e, t.EndCall):
                     media.end()
                 elif isinstance(e, (t.Accept, t.Relay)):

@@ -13,11 +13,13 @@ from .invites import Invites
 from .kamailio import Sip, install_log
 from .legs import Legs
 from .lockstore import LockStore
+from .media import Media
 from .ngclient import NgClient
 from .proxy import Proxy
 from .refers import Refers
 from .registrar import Registrar
 from .senders import Senders
+from .sounds import Sounds
 from .store import Store
 from .uac import Uac
 
@@ -35,7 +37,8 @@ def build(environ=os.environ):
     store = Store(None, fast)
     ng = NgClient(*_hostport(environ.get("VPBX_RTPE_NG", "127.0.0.1:2223")))
     uac = Uac(sip, environ.get("VPBX_RPC_SOCK", "/run/kamailio/kamailio_rpc.sock"))
-    engine = Engine(store, ng, uac, environ.get("VPBX_SOUNDS", "/tmp/vpbx-sounds"))
+    engine = Engine(store, lambda callid: Media(ng, callid), uac,
+                    Sounds(environ.get("VPBX_SOUNDS", "/tmp/vpbx-sounds")))
     guard = Guard(sip)
     auth = Auth(LockStore(fast), sip)
     senders = Senders(store, sip)

@@ -7,6 +7,8 @@ from fakes import FakeStore, RecordingNg, RecordingSip
 from vpbx import transfer as t
 from vpbx.call import Takeover
 from vpbx.engine import Engine
+from vpbx.media import Media
+from vpbx.sounds import Sounds
 
 CALLID, TENANT = "c1@h", "t1.test"
 SDP = {"caller": "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n",
@@ -39,7 +41,7 @@ def world(tmp_path):
     ng = RecordingNg(replies={"offer": {"result": "ok", "sdp": OFFER_SDP},
                               "answer": {"result": "ok", "sdp": OFFER_SDP}})
     sip = RecordingSip()
-    engine = Engine(store, ng, sip, str(tmp_path))
+    engine = Engine(store, lambda callid: Media(ng, callid), sip, Sounds(str(tmp_path)))
     return engine, store, ng, sip
 
 
