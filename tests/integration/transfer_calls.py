@@ -135,6 +135,18 @@ def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500, gap_
     return a, c
 
 
+# The client C is behind a trunk on either side of its call with the employee A: it calls
+# in through the tenant's trunk (trunk_caller, the usual case), or A called its number out
+# through the outbound trunk (trunk_callee). Tests where that matters run with both.
+TRUNK_SIDES = ["trunk_caller", "trunk_callee"]
+CLIENT = {"trunk_caller": "+4930123456", "trunk_callee": "004930123456"}    # C's number
+
+
+def trunk_port(pbx, trunk):
+    """The port of the trunk C is behind."""
+    return pbx.trunk_port if trunk == "trunk_caller" else pbx.outbound_port
+
+
 def written_party(pbx, xml, name, variables, *, ssrc, port=None):
     """A SIPp party from scenario text the test wrote (a template filled in), with media."""
     path = pbx.workdir / f"{name}.xml"
