@@ -9,7 +9,16 @@ import pytest
 from calls import callee, caller, probe, register
 from conftest import TENANT
 from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
-from transfer_calls import header, reinvited_xml, target, who_hears, written_party
+from transfer_calls import (CLIENT, TRUNK_SIDES, header, reinvited_xml, target, trunk_port,
+                            who_hears, written_party)
+
+
+def filled_referrer(scenario, refer_to_header, expect, on_accept, stay_ms):
+    """The text of a referrer scenario (parties/referrer.xml, referrer_callee.xml) for this REFER."""
+    return ((PARTIES / f"{scenario}.xml").read_text()
+            .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
+            .replace("STAY_MS", str(stay_ms))
+            .replace("ON_ACCEPT", f'next="{on_accept}"' if expect == 202 else ""))
 
 
 def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", name="referrer",
@@ -18,10 +27,7 @@ def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", nam
     it puts the call on hold first. After a REFER the proxy carried out, it hangs up stay_ms
     after the final NOTIFY (unless hung up first)."""
     path = pbx.workdir / f"{name}.xml"
-    xml = ((PARTIES / "referrer.xml").read_text()
-           .replace("REFER_TO_HEADER", refer_to_header).replace("EXPECT", str(expect))
-           .replace("STAY_MS", str(stay_ms))
-           .replace("ON_ACCEPT", f'next="{on_accept}"' if expect == 202 else ""))
+    xml = filled_referrer("referrer", refer_to_header, expect, on_accept, stay_ms)
     if hold:
         xml = xml.replace('  <pause milliseconds="300" />\n', HOLD, 1).replace(
             "CSeq: 2 REFER", "CSeq: 3 REFER")
@@ -32,6 +38,69 @@ def referrer(pbx, refer_to_header, expect, to_user, *, on_accept="accepted", nam
                             "to_domain": TENANT, "rtp_port": media.port})
     party.media = media
     return party
+
+
+def called_referrer(pbx, refer_to_header, expect, *, on_accept="accepted", name="referrer",
+                    stay_ms=100):
+    """Extension 201, registered, answers a call and then sends a REFER
+    (parties/referrer_callee.xml): referrer() for the called side of the call."""
+    path = pbx.workdir / f"{name}.xml"
+    path.write_text(filled_referrer("referrer_callee", refer_to_header, expect, on_accept, stay_ms))
+    media = RtpPeer(0xA)
+    party = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name=name,
+                 variables={"user": "201", "domain": TENANT, "rtp_port": media.port,
+                            "outdir": pbx.workdir, "party": name})
+    party.media = media
+    register(pbx, "201", party.port).passed()
+    return party
+
+
+def client_trunk(pbx, trunk, refer=None):
+    """The port of the trunk C is behind (TRUNK_SIDES); with `refer` ("pass", "terminate")
+    its refer mode is set."""
+    port = trunk_port(pbx, trunk)
+    if refer:
+        pbx.store.trunk_add(TENANT, f"127.0.0.1:{port}", outbound=trunk == "trunk_callee",
+                            refer=refer)
+    return port
+
+
+def client_call(pbx, trunk, refer_to_header, expect, *, referee=False, on_accept="accepted",
+                stay_ms=100, c_hangs_up_ms=None):
+    """The phone (201) in a call with the client C behind a trunk (TRUNK_SIDES), sending a
+    REFER once answered (referrer() or called_referrer()). C talks and waits for a BYE
+    (calls.callee / calls.caller), or hangs up c_hangs_up_ms after the answer; with
+    `referee`, C takes the REFER, NOTIFYs and hangs up (parties/referee.xml,
+    referee_caller.xml). -> (A, C)."""
+    number, port = CLIENT[trunk], client_trunk(pbx, trunk)
+    hangs_up = c_hangs_up_ms is not None
+    if trunk == "trunk_callee":
+        if referee:
+            c = Sipp(pbx.workdir, "referee", pbx.address, name="referee", port=port,
+                     variables={"user": number})
+        else:
+            c = callee(pbx, number, port=port, ssrc=0xC,
+                       **({"hangup": "callee", "hold_ms": c_hangs_up_ms} if hangs_up else {}))
+        return referrer(pbx, refer_to_header, expect, number, on_accept=on_accept,
+                        stay_ms=stay_ms), c
+    a = called_referrer(pbx, refer_to_header, expect, on_accept=on_accept, stay_ms=stay_ms)
+    if referee:
+        media = RtpPeer(0xC)
+        c = Sipp(pbx.workdir, "referee_caller", pbx.address, name="referee", port=port,
+                 variables={"from_user": number, "from_domain": "carrier.example",
+                            "to_user": "201", "to_domain": TENANT, "rtp_port": media.port,
+                            "outdir": pbx.workdir, "party": "referee"})
+        c.media = media
+    else:
+        c = caller(pbx, number, "201", from_domain="carrier.example", port=port, ssrc=0xC,
+                   **({"hangup": "caller", "hold_ms": c_hangs_up_ms} if hangs_up
+                      else {"hangup": "callee"}))
+    return a, c
+
+
+def invites_to_the_client(c, trunk):
+    """INVITEs C received beyond the original call's (a callee's own INVITE)."""
+    return c.received("INVITE ")[1 if trunk == "trunk_callee" else 0:]
 
 
 def referring_call(pbx, refer_to_header, expect, *, referee="202"):
@@ -103,16 +172,17 @@ def test_a_trunk_that_rejects_refer_makes_a_relayed_refer_fail(pbx):
 
 
 @pytest.mark.parametrize("stay_ms", [100, 8000])
-def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx, stay_ms):
-    """The trunk's party (the client, C; it answers REFER 405) never sees the REFER: the
-    proxy answers it, calls B, joins C and B when B answers, and reports to the phone with
-    NOTIFYs. The phone hangs up then, or, if it stays, is hung up by the proxy."""
+@pytest.mark.parametrize("trunk", TRUNK_SIDES)
+def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx, trunk, stay_ms):
+    """The trunk's party (the client, C; behind a trunk that takes no REFER, `terminate`, on
+    either side of the call) never sees the REFER: the proxy answers it, calls B, joins C
+    and B when B answers, and reports to the phone with NOTIFYs. The phone hangs up then,
+    or, if it stays, is hung up by the proxy."""
     pbx.store.ext_add(TENANT, "100")
-    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC)   # behind the trunk
     stays = stay_ms > 1000
     b = target(pbx, "100", ring_ms=300, hold_ms=8000 if stays else 3000)
-    a = referrer(pbx, "Refer-To: <sip:100@t1.test>", 202, "004930123456",
-                 on_accept="terminated", stay_ms=stay_ms)
+    a, c = client_call(pbx, trunk, "Refer-To: <sip:100@t1.test>", 202, on_accept="terminated",
+                       stay_ms=stay_ms)
     a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, a BYE
     assert bool(a.received("BYE ")) == stays and bool(a.sent("BYE ")) != stays
     c_port = read_port(pbx.workdir, c.name)
@@ -120,11 +190,11 @@ def test_a_refer_towards_a_trunk_is_carried_out_by_the_proxy(pbx, stay_ms):
     assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
     b.passed()                                 # B hangs up: the proxy ends C's call
     c.passed()
-    assert c.received("REFER ") == []
+    assert c.received("REFER ") == [] and invites_to_the_client(c, trunk) == []
     notifies = a.received("NOTIFY ")
     assert "SIP/2.0 100 Trying" in notifies[0] and "SIP/2.0 200 OK" in notifies[1]
     invite = b.received("INVITE ")[0]
-    assert header(invite, "From").startswith("<sip:004930123456@t1.test>")   # the client
+    assert f"<sip:{CLIENT[trunk]}@t1.test>;tag=" in header(invite, "From")   # the client
     assert header(invite, "Referred-By") == "<sip:201@t1.test>"
 
 
@@ -144,15 +214,37 @@ def test_a_refer_outside_a_dialog_is_refused(pbx):
     assert reply.startswith("SIP/2.0 403 Forbidden - REFER outside a dialog")
 
 
-def test_a_trunk_set_to_pass_gets_the_refer_relayed(pbx):
+@pytest.mark.parametrize("trunk", TRUNK_SIDES)
+def test_a_trunk_set_to_pass_gets_the_refer_relayed(pbx, trunk):
+    """A trunk whose `refer` is `pass`, on either side of the call, gets the phone's REFER
+    (Refer-To normalised), its NOTIFY reaches the phone, and its new call to the target,
+    through the same trunk, reaches B: B and C talk."""
     pbx.store.ext_add(TENANT, "100")
-    pbx.store.trunk_add(TENANT, f"127.0.0.1:{pbx.outbound_port}", outbound=True, refer="pass")
-    c = Sipp(pbx.workdir, "referee", pbx.address, name="referee", port=pbx.outbound_port,
-             variables={"user": "004930123456"})
-    a = referrer(pbx, f"Refer-To: <sip:100@{pbx.address}>", 202, "004930123456")
-    a.passed()
+    port = client_trunk(pbx, trunk, refer="pass")
+    a, c = client_call(pbx, trunk, f"Refer-To: <sip:100@{pbx.address}>", 202, referee=True)
+    a.wait()
+    c.wait()
+    assert c.received("REFER "), (
+        f"the trunk ({trunk}, refer=pass) got no REFER; the phone received: "
+        + " | ".join(m.split("\n", 1)[0].strip() for m in a.received()))
+    a.passed()                                 # 202 and NOTIFY from the trunk, its BYE
     c.passed()
-    assert header(c.received("REFER ")[0], "Refer-To") == "<sip:100@t1.test>"
+    refer = c.received("REFER ")[0]
+    assert header(refer, "Refer-To") == "<sip:100@t1.test>"
+    assert header(refer, "Referred-By") == "<sip:201@t1.test>"
+    assert "SIP/2.0 200 OK" in a.received("NOTIFY ")[0]
+    b = target(pbx, "100", ring_ms=100, hold_ms=3000)
+    c2 = written_party(pbx, (PARTIES / "caller.xml").read_text().replace(
+        "Max-Forwards: 70\n", f"Max-Forwards: 70\nReferred-By: <sip:201@{TENANT}>\n", 1),
+        "transferee", {"from_user": CLIENT[trunk], "from_domain": "carrier.example",
+                       "to_user": "100", "to_domain": TENANT, "hangup": "callee"},
+        ssrc=0xC, port=port)
+    parties = {"B": (b, read_port(pbx.workdir, b.name)),
+               "C": (c2, read_port(pbx.workdir, c2.name))}
+    assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c2.passed()
+    assert header(b.received("INVITE ")[0], "Referred-By") == f"<sip:201@{TENANT}>"
 
 
 def test_a_blind_refer_is_relayed_end_to_end(pbx):
@@ -223,16 +315,16 @@ def consultation(pbx, b_ext="100", hold_ms=3000, a_ext="201", reinvited="200 OK"
 
 
 @pytest.mark.parametrize("ender", ["B", "C"])
-def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx, ender):
-    """A talks to the client C (behind a trunk that takes no REFER) and to B, then sends
-    REFER with Replaces naming its call with B: the proxy answers it, moves B onto C's media
-    with a re-INVITE in B's own dialog, hangs up A's end of that dialog and reports to A.
-    Then B or C hangs up, and the proxy hangs up the other."""
+@pytest.mark.parametrize("trunk", TRUNK_SIDES)
+def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx, trunk, ender):
+    """A talks to the client C (behind a trunk that takes no REFER, on either side of A's
+    call with C) and to B, then sends REFER with Replaces naming its call with B: the proxy
+    answers it, moves B onto C's media with a re-INVITE in B's own dialog, hangs up A's end
+    of that dialog and reports to A. Then B or C hangs up, and the proxy hangs up the other."""
     pbx.store.ext_add(TENANT, "100")
     b, a2, replaces = consultation(pbx, hold_ms=3000 if ender == "B" else 10000)
-    c = callee(pbx, "004930123456", port=pbx.outbound_port, ssrc=0xC,     # behind the trunk
-               **({"hangup": "callee", "hold_ms": 4000} if ender == "C" else {}))
-    a = joining_referrer(pbx, replaces)
+    a, c = client_call(pbx, trunk, refer_to_replacing(replaces), 202, on_accept="terminated",
+                       c_hangs_up_ms=4000 if ender == "C" else None)
     a.passed()                                 # 202, NOTIFY 100, NOTIFY 200, its BYE
     a2.passed()                                # the BYE (as from B) in A's call with B
     wait_for(lambda: (pbx.workdir / "consulted.rport2").exists(), timeout=5, what="B's re-INVITE")
@@ -241,7 +333,7 @@ def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx, ender):
     assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
     b.passed()                                 # one hangs up, the proxy hangs up the other
     c.passed()
-    assert c.received("REFER ") == [] and c.received("INVITE ")[1:] == []   # C: untouched
+    assert c.received("REFER ") == [] and invites_to_the_client(c, trunk) == []  # C: untouched
     notifies = a.received("NOTIFY ")
     assert "SIP/2.0 100 Trying" in notifies[0] and "SIP/2.0 200 OK" in notifies[1]
     reinvite = b.received("INVITE ")[1]
@@ -252,11 +344,16 @@ def test_an_attended_refer_towards_a_trunk_joins_the_two_calls(pbx, ender):
         assert header(b.received("BYE ")[0], "Call-ID") == replaces.split(";")[0]
 
 
+def refer_to_replacing(replaces, user="100"):
+    """Refer-To of an attended transfer: `user` with Replaces (naming A's call with B)."""
+    return "Refer-To: <sip:{}@{}?Replaces={}>".format(
+        user, TENANT, replaces.replace(";", "%3B").replace("=", "%3D").replace("@", "%40"))
+
+
 def joining_referrer(pbx, replaces, expect=202, on_accept="terminated", hold=False, user="100"):
     """A's phone in its call with the client (behind the trunk): REFER with Replaces."""
-    return referrer(pbx, "Refer-To: <sip:{}@{}?Replaces={}>".format(
-        user, TENANT, replaces.replace(";", "%3B").replace("=", "%3D").replace("@", "%40")),
-        expect, "004930123456", on_accept=on_accept, hold=hold)
+    return referrer(pbx, refer_to_replacing(replaces, user), expect, "004930123456",
+                    on_accept=on_accept, hold=hold)
 
 
 def test_a_join_b_refuses_leaves_both_calls_as_they_were(pbx):

@@ -5,9 +5,10 @@ import time
 import pytest
 
 from calls import callee, caller, register
+from dtmf_calls import type_over_audio
 from harness import PARTIES, read_port, wait_for
-from transfer_calls import (header, target, transferring_call, unanswering_target,
-                            who_hears, written_party)
+from transfer_calls import (CLIENT, TRUNK_SIDES, header, target, transferring_call,
+                            trunk_client_call, unanswering_target, who_hears, written_party)
 
 def transfer_kinds(pbx):
     return [e["kind"] for _, e in pbx.store.events() if e["type"] == "transfer"]
@@ -203,6 +204,56 @@ def test_without_the_callers_number_the_target_sees_the_transferor(pbx_transfer)
     invite = b.received("INVITE ")[0]
     assert header(invite, "From").startswith("<sip:202@t1.test>;tag=")
     assert header(invite, "P-Asserted-Identity") == "<sip:202@t1.test>"
+
+
+@pytest.mark.parametrize("trunk", TRUNK_SIDES)
+def test_attended_transfer_of_a_trunk_client(pbx_transfer, trunk):
+    """The client C behind a trunk on either side of its call with A (202, typing on its
+    phone, RFC 4733), with the caller's number on: A and B talk while C hears music, A hangs
+    up, C and B talk; B sees the client's number; C never gets a re-INVITE."""
+    pbx = pbx_transfer
+    pbx.store.setting_set("t1.test", "transfer_caller_id", "on")
+    b = target(pbx, "100", ring_ms=200, hold_ms=7000)
+    a, c, ports = trunk_client_call(pbx, trunk, a_hold_ms=4500)
+    type_over_audio(a.media, ports["A"], c.media, ports["C"], "*100")
+    wait_kind(pbx, "answered")
+    parties = {"A": (a, ports["A"]), "B": (b, read_port(pbx.workdir, b.name)),
+               "C": (c, ports["C"])}
+    assert who_hears(parties) == {"A": {"B"}, "B": {"A"}, "C": {"media"}}     # consultation
+    a.passed()                                                                  # A hangs up
+    wait_kind(pbx, "completed")
+    assert who_hears({"B": parties["B"], "C": parties["C"]}) == {"B": {"C"}, "C": {"B"}}
+    b.passed()                          # B hangs up: the proxy ends C's call too
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]
+    assert c.received("INVITE ")[1 if trunk == "trunk_callee" else 0:] == []   # no re-INVITE
+    invite = b.received("INVITE ")[0]
+    assert f"<sip:{CLIENT[trunk]}@t1.test>;tag=" in header(invite, "From")
+    assert header(invite, "P-Asserted-Identity") == f"<sip:{CLIENT[trunk]}@t1.test>"
+    assert header(invite, "Referred-By") == "<sip:202@t1.test>"
+
+
+@pytest.mark.parametrize("trunk", TRUNK_SIDES)
+def test_blind_transfer_of_a_trunk_client(pbx_transfer, trunk):
+    """The client C behind a trunk on either side of its call with A (202, typing on its
+    phone): A hangs up while B rings, C hears music, then talks to B; B sees A's extension."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=3000, hold_ms=4000)
+    a, c, ports = trunk_client_call(pbx, trunk, a_hold_ms=2000)
+    type_over_audio(a.media, ports["A"], c.media, ports["C"], "*100")
+    a.passed()                                                  # A hangs up while B rings
+    wait_kind(pbx, "blind")
+    assert who_hears({"C": (c, ports["C"])}) == {"C": {"media"}}        # C waits with music
+    wait_kind(pbx, "completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, ports["C"])}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "blind", "completed"]
+    assert c.received("INVITE ")[1 if trunk == "trunk_callee" else 0:] == []   # no re-INVITE
+    invite = b.received("INVITE ")[0]
+    assert header(invite, "From").startswith("<sip:202@t1.test>;tag=")
+    assert header(invite, "Referred-By") == "<sip:202@t1.test>"
 
 
 def test_no_answer_a_hears_a_tone_and_is_back_with_c(pbx_transfer):

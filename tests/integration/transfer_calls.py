@@ -2,9 +2,9 @@
 party of A's call) and B (the transfer target, parties/target.xml)."""
 import threading
 
-from calls import callee, register
+from calls import callee, caller, register
 from dtmf_calls import RELAY, caller_info
-from harness import PARTIES, RtpPeer, Sipp
+from harness import PARTIES, RtpPeer, Sipp, read_port
 
 
 # B's SDP (its answer, or its offer in a re-INVITE).
@@ -133,6 +133,34 @@ def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500, gap_
                     gap_ms=gap_ms)
     a.media.ssrc = 0xA
     return a, c
+
+
+# The client C is behind a trunk on either side of its call with the employee A: it calls
+# in through the tenant's trunk (trunk_caller, the usual case), or A called its number out
+# through the outbound trunk (trunk_callee). Tests where that matters run with both.
+TRUNK_SIDES = ["trunk_caller", "trunk_callee"]
+CLIENT = {"trunk_caller": "+4930123456", "trunk_callee": "004930123456"}    # C's number
+
+
+def trunk_port(pbx, trunk):
+    """The port of the trunk C is behind."""
+    return pbx.trunk_port if trunk == "trunk_caller" else pbx.outbound_port
+
+
+def trunk_client_call(pbx, trunk, a_ext="202", *, a_hold_ms):
+    """A (extension a_ext) and the client C behind a trunk (TRUNK_SIDES) in a call; A hangs
+    up a_hold_ms after the answer, C waits for the BYE (from the proxy after a transfer).
+    -> (A, C, {"A": A's media port, "C": C's})."""
+    number = CLIENT[trunk]
+    if trunk == "trunk_caller":
+        a = callee(pbx, a_ext, hangup="callee", hold_ms=a_hold_ms, ssrc=0xA)
+        register(pbx, a_ext, a.port).passed()
+        c = caller(pbx, number, a_ext, from_domain="carrier.example", port=pbx.trunk_port,
+                   hangup="callee", ssrc=0xC)
+    else:
+        c = callee(pbx, number, port=pbx.outbound_port, ssrc=0xC)
+        a = caller(pbx, a_ext, number, hold_ms=a_hold_ms, ssrc=0xA)
+    return a, c, {"A": read_port(pbx.workdir, a.name), "C": read_port(pbx.workdir, c.name)}
 
 
 def written_party(pbx, xml, name, variables, *, ssrc, port=None):
