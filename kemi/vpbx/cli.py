@@ -1,5 +1,6 @@
 """scripts/vpbx: control the stack and provision tenants (configuration is Redis keys)."""
 import argparse
+import os
 import signal
 import sys
 
@@ -79,8 +80,8 @@ def parser():
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    cfg = stack.Config.from_env()
     try:
+        cfg = stack.Config.from_env(os.environ)
         return COMMANDS[args.command](cfg, args) or 0
     except (ValueError, stack.StackError) as exc:
         print(f"vpbx: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import traceback
 import KSR
 
 from . import codes, dtmf, refer, registration, resp, routing, settings, transfer, uac
+from .config import Config
 from .engine import Engine
 from .lockstore import LockStore
 from .guard import Guard
@@ -38,19 +39,17 @@ class Proxy(TransferRoutes):
         self._store = None      # per process, connected lazily after fork
         self._engine = None
         self.guard = Guard()    # per process: scanners, request rates (counted in Redis)
-        # scripts/vpbx passes Kamailio the addresses of Redis and rtpengine's ng socket.
-        host, _, port = os.environ.get("VPBX_RTPE_NG", "127.0.0.1:2223").rpartition(":")
-        self.ng = NgClient(host.strip("[]"), int(port))  # what Kamailio's rtpengine module lacks
-        ip, _, port = os.environ.get("VPBX_DTMF_SOCKET", "127.0.0.1:5070").rpartition(":")
-        self.dtmf_socket = (ip.strip("[]"), int(port))     # rtpengine's reports, never SIP
+        # scripts/vpbx passes Kamailio its configuration as the VPBX_* environment.
+        self.cfg = Config.from_env(os.environ)
+        self.ng = NgClient(self.cfg.rtpe_host, self.cfg.rtpe_port)  # what Kamailio's rtpengine module lacks
+        self.dtmf_socket = (self.cfg.control, self.cfg.dtmf_port)   # rtpengine's reports, never SIP
         # What a caller or registrant that is no extension must prove: no password gives it.
         self.decoy_secret = secrets.token_hex(16)
 
     @property
     def store(self):
         if self._store is None:
-            url = os.environ.get("VPBX_REDIS_URL", "redis://127.0.0.1:16379/0")
-            self._store = Store(None, resp.Client.from_url(url))
+            self._store = Store(None, resp.Client.from_url(self.cfg.redis_url))
         return self._store
 
     @property
@@ -60,9 +59,7 @@ class Proxy(TransferRoutes):
     @property
     def engine(self):
         if self._engine is None:
-            self._engine = Engine(self.store, self.ng, uac,
-                                  os.environ.get("VPBX_SOUNDS", "/tmp/vpbx-sounds"),
-                                  os.environ.get("VPBX_RPC_SOCK", "/run/kamailio/kamailio_rpc.sock"))
+            self._engine = Engine(self.store, self.ng, uac, str(self.cfg.sounds), str(self.cfg.rpc_sock))
         return self._engine
 
     def child_init(self, rank):
