@@ -8,7 +8,7 @@ import redis
 
 from . import limits, lockout, lockstore, settings, stack
 from .ngclient import NgError
-from .store import Store
+from .provisioning_store import ProvisioningStore
 
 DEMO_TENANT = "demo.vpbx"
 DEMO_EXTENSIONS = {"100": "pass100", "101": "pass101", "102": "pass102"}
@@ -106,7 +106,7 @@ def cmd_status(cfg, args):
         print(f"{name:10} {'running, process group ' + str(alive[name]) if name in alive else 'stopped'}")
     if "redis" in alive or not cfg.private_redis_port:
         try:
-            store = Store(cfg.redis())
+            store = ProvisioningStore(cfg.redis())
             print(f"tenants    {len(store.tenant_list())}\ncalls      {len(store.call_keys())} in Redis")
         except redis.RedisError as exc:
             print(f"redis      unreachable: {exc}")
@@ -119,7 +119,7 @@ def cmd_status(cfg, args):
 
 
 def cmd_demo(cfg, args):
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if DEMO_TENANT not in store.tenant_list():
         store.tenant_add(DEMO_TENANT)
     existing = {ext for ext, _ in store.ext_list(DEMO_TENANT)}
@@ -146,7 +146,7 @@ def cmd_run(cfg, args):
 
 
 def cmd_tenant(cfg, args):
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.action == "add":
         print(f"tenant {store.tenant_add(args.domain)} added")
     elif args.action == "del":
@@ -158,7 +158,7 @@ def cmd_tenant(cfg, args):
 
 
 def cmd_ext(cfg, args):
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.action == "add":
         store.ext_add(args.domain, args.ext, args.password)
         print(f"extension {args.ext}@{args.domain} added ({'digest auth' if args.password else 'open, no auth'})")
@@ -171,7 +171,7 @@ def cmd_ext(cfg, args):
 
 
 def cmd_trunk(cfg, args):
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.action == "add":
         hostport = store.trunk_add(args.domain, args.hostport, args.outbound, args.refer)
         print(f"trunk {hostport} added to {args.domain}{' (outbound)' if args.outbound else ''}"
@@ -188,12 +188,12 @@ EMPTY = "''"         # how an empty setting is shown, and typed to clear it
 
 
 def cmd_set(cfg, args):
-    text = Store(cfg.redis()).setting_set(args.domain, args.key, args.value)
+    text = ProvisioningStore(cfg.redis()).setting_set(args.domain, args.key, args.value)
     print(f"{args.domain}: {args.key} = {text or EMPTY}")
 
 
 def cmd_show(cfg, args):
-    values, outbound = Store(cfg.redis()).tenant_show(args.domain)
+    values, outbound = ProvisioningStore(cfg.redis()).tenant_show(args.domain)
     for name, value in values.items():
         print(f"{name} = {settings.render(value) or EMPTY}")
     print(f"outbound_trunk = {outbound or '-'}")
@@ -219,7 +219,7 @@ def cmd_lock(cfg, args):
         print(f"cleared {count} source(s) and extension(s)" if args.kind == "all" else
               f"cleared {args.kind} {' '.join(args.subject)}")
 def cmd_limits(cfg, args):
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.kind is not None:
         if args.value is None:
             raise ValueError("limits takes no argument (show) or KIND VALUE (set)")

@@ -49,7 +49,7 @@ class Proxy(TransferRoutes):
     @property
     def store(self):
         if self._store is None:
-            self._store = Store(None, resp.Client.from_url(self.cfg.redis_url))
+            self._store = Store(resp.Client.from_url(self.cfg.redis_url))
         return self._store
 
     @property
