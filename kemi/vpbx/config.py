@@ -18,8 +18,8 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[2]      # the source tree (kemi/vpbx/config.py)
 
-_SECRET = re.compile(r"^[A-Za-z0-9._~+/=-]{32,256}$")
-_ALIAS = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
+_SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{32,256}")
+_ALIAS = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 MAX_CHILDREN = 1024
 
 
@@ -95,10 +95,10 @@ class Config:
         if not 1 <= self.children <= MAX_CHILDREN:
             raise ConfigError(f"{env_name('children')} takes 1 to {MAX_CHILDREN}, not {self.children}")
         for alias in self.aliases:
-            if not _ALIAS.match(alias):
+            if not _ALIAS.fullmatch(alias):
                 raise ConfigError(f"{env_name('aliases')} takes comma-separated host:port, "
                                   f"not {alias!r}")
-        if self.auth_secret and not _SECRET.match(self.auth_secret):
+        if self.auth_secret and not _SECRET.fullmatch(self.auth_secret):
             raise ConfigError(f"{env_name('auth_secret')} takes 32 to 256 characters of "
                               "A-Z a-z 0-9 . _ ~ + / = -")
         if (self.control, self.dtmf_port) == (self.listen, self.sip_port):

@@ -108,6 +108,8 @@ def test_to_env_gives_the_same_configuration(env):
     ({"VPBX_AUTH_SECRET": "too short"}, "VPBX_AUTH_SECRET takes 32 to 256 characters"),
     ({"VPBX_AUTH_SECRET": "x" * 257}, "VPBX_AUTH_SECRET takes 32 to 256 characters"),
     ({"VPBX_AUTH_SECRET": "ä" * 40}, "VPBX_AUTH_SECRET takes 32 to 256 characters"),
+    ({"VPBX_AUTH_SECRET": SECRET + "\n"}, "VPBX_AUTH_SECRET takes 32 to 256 characters"),
+    ({"VPBX_ALIASES": "a.example:5060\nb:1"}, "VPBX_ALIASES takes comma-separated host:port"),
     ({"VPBX_DTMF_PORT": "5060"}, "VPBX_DTMF_PORT must differ from VPBX_SIP_PORT on one address"),
 ])
 def test_bad_values_are_refused_naming_the_variable(env, message):
