@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "kemi"))
 import transitions              # noqa: E402  (bench/, on sys.path as the script's folder)
 from vpbx import stack          # noqa: E402  (needs the sys.path entry above)
 from vpbx.stack import free_port  # noqa: E402
-from vpbx.store import Store    # noqa: E402
+from vpbx.provisioning_store import ProvisioningStore    # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "600"))
 RATE = int(os.environ.get("BENCH_RATE", "50"))
@@ -337,7 +337,7 @@ def main():
     try:
         stack.up(cfg, say=lambda _: None)
         r = cfg.redis()         # a fresh Redis: nothing to clean
-        store = Store(r)
+        store = ProvisioningStore(r)
         store.tenant_add(TENANT)
         for ext in (CALLER, *CALLEES.values()):
             store.ext_add(TENANT, ext)

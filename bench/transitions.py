@@ -46,7 +46,7 @@ class World:
 
     def __init__(self, host, port, db, sounds):
         self.fast = CountingClient(host, port, db)
-        self.store = Store(None, self.fast)
+        self.store = Store(self.fast)
         self.ng = RecordingNg(replies={"offer": {"result": "ok", "sdp": OFFER_SDP},
                                        "answer": {"result": "ok", "sdp": OFFER_SDP}})
         self.sounds = sounds

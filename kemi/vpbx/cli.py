@@ -1,5 +1,6 @@
 """scripts/vpbx: control the stack and provision tenants (configuration is Redis keys)."""
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -8,7 +9,7 @@ import redis
 
 from . import limits, lockout, lockstore, settings, stack
 from .ngclient import NgError
-from .store import Store
+from .provisioning_store import ProvisioningStore
 
 DEMO_TENANT = "demo.vpbx"
 DEMO_EXTENSIONS = {"100": "pass100", "101": "pass101", "102": "pass102"}
@@ -80,8 +81,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    cfg = stack.Config.from_env()
     try:
+        cfg = stack.Config.from_env(os.environ)
         return COMMANDS[args.command](cfg, args) or 0
     except (ValueError, stack.StackError) as exc:
         print(f"vpbx: {exc}", file=sys.stderr)
@@ -106,7 +107,7 @@ def cmd_status(cfg: stack.Config, args: argparse.Namespace) -> int:
         print(f"{name:10} {'running, process group ' + str(alive[name]) if name in alive else 'stopped'}")
     if "redis" in alive or not cfg.private_redis_port:
         try:
-            store = Store(cfg.redis())
+            store = ProvisioningStore(cfg.redis())
             print(f"tenants    {len(store.tenant_list())}\ncalls      {len(store.call_keys())} in Redis")
         except redis.RedisError as exc:
             print(f"redis      unreachable: {exc}")
@@ -119,7 +120,7 @@ def cmd_status(cfg: stack.Config, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(cfg: stack.Config, args: argparse.Namespace) -> None:
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if DEMO_TENANT not in store.tenant_list():
         store.tenant_add(DEMO_TENANT)
     existing = {ext for ext, _ in store.ext_list(DEMO_TENANT)}
@@ -147,7 +148,7 @@ def cmd_run(cfg: stack.Config, args: argparse.Namespace) -> None:
 
 
 def cmd_tenant(cfg: stack.Config, args: argparse.Namespace) -> None:
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.action == "add":
         print(f"tenant {store.tenant_add(args.domain)} added")
     elif args.action == "del":
@@ -159,7 +160,7 @@ def cmd_tenant(cfg: stack.Config, args: argparse.Namespace) -> None:
 
 
 def cmd_ext(cfg: stack.Config, args: argparse.Namespace) -> None:
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.action == "add":
         store.ext_add(args.domain, args.ext, args.password)
         auth = "digest auth" if args.password else "open, no auth"
@@ -173,7 +174,7 @@ def cmd_ext(cfg: stack.Config, args: argparse.Namespace) -> None:
 
 
 def cmd_trunk(cfg: stack.Config, args: argparse.Namespace) -> None:
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.action == "add":
         hostport = store.trunk_add(args.domain, args.hostport, args.outbound, args.refer)
         print(f"trunk {hostport} added to {args.domain}{' (outbound)' if args.outbound else ''}"
@@ -190,12 +191,12 @@ EMPTY = "''"         # how an empty setting is shown, and typed to clear it
 
 
 def cmd_set(cfg: stack.Config, args: argparse.Namespace) -> None:
-    text = Store(cfg.redis()).setting_set(args.domain, args.key, args.value)
+    text = ProvisioningStore(cfg.redis()).setting_set(args.domain, args.key, args.value)
     print(f"{args.domain}: {args.key} = {text or EMPTY}")
 
 
 def cmd_show(cfg: stack.Config, args: argparse.Namespace) -> None:
-    values, outbound = Store(cfg.redis()).tenant_show(args.domain)
+    values, outbound = ProvisioningStore(cfg.redis()).tenant_show(args.domain)
     for name, value in values.items():
         print(f"{name} = {settings.render(value) or EMPTY}")
     print(f"outbound_trunk = {outbound or '-'}")
@@ -221,7 +222,7 @@ def cmd_lock(cfg: stack.Config, args: argparse.Namespace) -> None:
         print(f"cleared {count} source(s) and extension(s)" if args.kind == "all" else
               f"cleared {args.kind} {' '.join(args.subject)}")
 def cmd_limits(cfg: stack.Config, args: argparse.Namespace) -> None:
-    store = Store(cfg.redis())
+    store = ProvisioningStore(cfg.redis())
     if args.kind is not None:
         if args.value is None:
             raise ValueError("limits takes no argument (show) or KIND VALUE (set)")

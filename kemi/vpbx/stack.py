@@ -2,91 +2,31 @@
 
 Each daemon runs in its own process group; its group id is kept in
 VAR/run/NAME.pid so that `down` stops exactly what `up` started, workers included.
-All addresses and ports come from environment variables (Config.from_env).
+All addresses and ports come from environment variables (config.py: Config.from_env).
 """
 import os
-import re
 import secrets
 import signal
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 import redis
 
+from . import config
 from .ngclient import NgClient, NgError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = config.ROOT
 
 
-@dataclass
-class Config:
-    var: Path
-    listen: str                 # SIP and RTP: the public face
-    control: str                # rtpengine ng, DTMF reports: never the public face
-    sip_port: int
-    dtmf_port: int              # Kamailio's UDP socket where rtpengine reports RFC 4733 digits
-    redis_url: str
-    private_redis_port: int     # 0: VPBX_REDIS_URL names an outside server, start none
-    rtpe_host: str
-    rtpe_port: int
-    private_rtpe: bool          # False: VPBX_RTPE_ADDR names a running rtpengine, start none
-    rtp_ports: tuple[int, int]
-    children: int
-    aliases: tuple[str, ...]    # other addresses that are this proxy (cluster nodes' shared names)
-    auth_secret: str            # VPBX_AUTH_SECRET; "" = the one kept in Redis (AUTH_SECRET_KEY)
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Config":
-        listen = env.get("VPBX_LISTEN", "127.0.0.1")
-        control = env.get("VPBX_CONTROL_LISTEN", "127.0.0.1")
-        redis_port = int(env.get("VPBX_REDIS_PORT", "16379"))
-        outside = env.get("VPBX_REDIS_URL")
-        low, _, high = env.get("VPBX_RTP_PORTS", "30000-30999").partition("-")
-        rtpe = env.get("VPBX_RTPE_ADDR")
-        if (control, env.get("VPBX_DTMF_PORT", "5070")) == (listen, env.get("VPBX_SIP_PORT", "5060")):
-            raise ValueError("VPBX_DTMF_PORT must differ from VPBX_SIP_PORT on one address")
-        rtpe_host, _, rtpe_port = (rtpe or f"{control}:{env.get('VPBX_RTPE_PORT', '2223')}").rpartition(":")
-        return cls(
-            var=Path(env.get("VPBX_VAR", ROOT / "var")).resolve(),
-            listen=listen,
-            control=control,
-            sip_port=int(env.get("VPBX_SIP_PORT", "5060")),
-            dtmf_port=int(env.get("VPBX_DTMF_PORT", "5070")),
-            redis_url=outside or f"redis://127.0.0.1:{redis_port}/0",
-            private_redis_port=0 if outside else redis_port,
-            rtpe_host=rtpe_host.strip("[]"),
-            rtpe_port=int(rtpe_port),
-            private_rtpe=not rtpe,
-            rtp_ports=(int(low), int(high)),
-            children=int(env.get("VPBX_CHILDREN", "4")),
-            aliases=tuple(a for a in env.get("VPBX_ALIASES", "").split(",") if a),
-            auth_secret=env.get("VPBX_AUTH_SECRET", ""),
-        )
-
-    @property
-    def host(self) -> str:
-        """The listen address as it appears in a URI or host:port."""
-        return f"[{self.listen}]" if ":" in self.listen else self.listen
+class Config(config.Config):
+    """The instance's configuration (config.Config: the VPBX_* environment) with the tools'
+    clients of its Redis and rtpengine."""
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url, decode_responses=True, socket_timeout=2)
-
-    @property
-    def dtmf_socket(self) -> str:
-        """Kamailio's UDP socket for rtpengine's DTMF reports, as host:port."""
-        host = f"[{self.control}]" if ":" in self.control else self.control
-        return f"{host}:{self.dtmf_port}"
-
-    @property
-    def rtpe(self) -> str:
-        """rtpengine's ng address as host:port."""
-        host = f"[{self.rtpe_host}]" if ":" in self.rtpe_host else self.rtpe_host
-        return f"{host}:{self.rtpe_port}"
 
     def ng(self) -> NgClient:
         return NgClient(self.rtpe_host, self.rtpe_port)
@@ -97,16 +37,13 @@ class StackError(RuntimeError):
 
 
 AUTH_SECRET_KEY = "vpbx:auth_secret"
-_SECRET = re.compile(r"^[A-Za-z0-9._~+/=-]{32,256}$")
 
 
 def auth_secret(cfg: Config) -> str:
     """The secret Kamailio's auth module makes its nonces with. Every node must have the
-    same one (a nonce is then genuine on every node): VPBX_AUTH_SECRET, else the one kept in
-    Redis, made by the first node that starts."""
+    same one (a nonce is then genuine on every node): VPBX_AUTH_SECRET (checked by
+    config.Config), else the one kept in Redis, made by the first node that starts."""
     if cfg.auth_secret:
-        if not _SECRET.match(cfg.auth_secret):
-            raise ValueError("VPBX_AUTH_SECRET takes 32 to 256 characters of A-Z a-z 0-9 . _ ~ + / = -")
         return cfg.auth_secret
     r = cfg.redis()
     r.set(AUTH_SECRET_KEY, secrets.token_hex(32), nx=True)
@@ -116,6 +53,7 @@ def auth_secret(cfg: Config) -> str:
 def _dirs(cfg):
     for sub in ("run", "log", "redis", "run/kamailio"):
         (cfg.var / sub).mkdir(parents=True, exist_ok=True)
+    cfg.rpc_sock.parent.mkdir(parents=True, exist_ok=True)
 
 
 # A daemon: name, argv, extra environment, readiness check (true when it answers).
@@ -145,16 +83,14 @@ def daemons(cfg: Config) -> list[Daemon]:
         "-l", f"udp:{cfg.dtmf_socket}",
         "-A", f'VPBX_KEMI="{ROOT / "kemi" / "vpbx_kemi.py"}"',
         "-A", f'CTL_SOCK="unix:{run / "kamailio_ctl"}"',
-        "-A", f'RPC_SOCK="{run / "kamailio_rpc.sock"}"',
+        "-A", f'RPC_SOCK="{cfg.rpc_sock}"',
         "-A", f'RTPE_SOCK="udp:{cfg.rtpe}"',
         "-A", f"CHILDREN={cfg.children}",
         # Only rtpengine may report digits, and only to the DTMF socket (kamailio.cfg, nosip).
         "-A", f'DTMF_SOCKET_IP="{cfg.control}"', "-A", f"DTMF_SOCKET_PORT={cfg.dtmf_port}",
         "-A", f'RTPE_IP="{cfg.rtpe_host}"',
         *(f"--alias={alias}" for alias in cfg.aliases),
-    ], {"VPBX_REDIS_URL": cfg.redis_url, "VPBX_RTPE_NG": cfg.rtpe,
-        "VPBX_DTMF_SOCKET": cfg.dtmf_socket,
-        "VPBX_RPC_SOCK": str(run / "kamailio_rpc.sock"), "VPBX_SOUNDS": str(cfg.var / "sounds")},
+    ], cfg.to_env(),        # the proxy reads the same configuration (config.Config.from_env)
         lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
     return items
 
@@ -214,8 +150,6 @@ def running(cfg: Config) -> dict[str, int]:
 
 
 def up(cfg: Config, timeout: float = 20.0, say: Callable[[str], object] = print) -> None:
-    if cfg.auth_secret:
-        auth_secret(cfg)            # refuse a bad VPBX_AUTH_SECRET before anything starts
     _dirs(cfg)
     already = running(cfg)
     for name, argv, env, ready in daemons(cfg):

@@ -5,6 +5,7 @@ import os
 
 from . import resp
 from .auth import Auth
+from .config import Config
 from .dialogs import Dialogs
 from .digits import Digits
 from .engine import Engine
@@ -24,28 +25,23 @@ from .store import Store
 from .uac import Uac
 
 
-def _hostport(text):
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
 def build(environ=os.environ):
-    """The proxy, from the settings scripts/vpbx passes Kamailio in its environment."""
+    """The proxy, from the configuration scripts/vpbx passes Kamailio (the VPBX_* environment)."""
     install_log()
+    cfg = Config.from_env(environ)
     sip = Sip()
-    fast = resp.Client.from_url(environ.get("VPBX_REDIS_URL", "redis://127.0.0.1:16379/0"))
-    store = Store(None, fast)
-    ng = NgClient(*_hostport(environ.get("VPBX_RTPE_NG", "127.0.0.1:2223")))
-    uac = Uac(sip, environ.get("VPBX_RPC_SOCK", "/run/kamailio/kamailio_rpc.sock"))
-    engine = Engine(store, lambda callid: Media(ng, callid), uac,
-                    Sounds(environ.get("VPBX_SOUNDS", "/tmp/vpbx-sounds")))
+    fast = resp.Client.from_url(cfg.redis_url)
+    store = Store(fast)
+    ng = NgClient(cfg.rtpe_host, cfg.rtpe_port)     # what Kamailio's rtpengine module lacks
+    uac = Uac(sip, str(cfg.rpc_sock))
+    engine = Engine(store, lambda callid: Media(ng, callid), uac, Sounds(str(cfg.sounds)))
     guard = Guard(sip)
     auth = Auth(LockStore(fast), sip)
     senders = Senders(store, sip)
     digits = Digits(store, engine, ng, sip, senders)
     legs = Legs(store, engine, sip, uac, senders, digits)
     refers = Refers(store, engine, sip, uac, senders)
-    return Proxy(sip, store, engine, guard, _hostport(environ.get("VPBX_DTMF_SOCKET", "127.0.0.1:5070")),
+    return Proxy(sip, store, engine, guard, (cfg.control, cfg.dtmf_port),
                  registrar=Registrar(store, sip, guard, auth),
                  invites=Invites(store, ng, sip, guard, auth),
                  dialogs=Dialogs(store, sip, senders, refers, legs, digits),

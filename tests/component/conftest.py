@@ -81,7 +81,7 @@ def fast(r, redis_server):
 
 @pytest.fixture
 def store(r, fast):
-    return Store(r, fast)
+    return Store(fast)
 
 
 @pytest.fixture

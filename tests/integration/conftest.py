@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from vpbx import stack
+from vpbx import resp, stack
+from vpbx.provisioning_store import ProvisioningStore
 from vpbx.store import DUE, Store
 
 from harness import free_port, sipp_port, tm_current, wait_for
@@ -24,7 +25,8 @@ class Pbx:
     def __init__(self, cfg):
         self.cfg = cfg
         self.redis = cfg.redis()
-        self.store = Store(self.redis)
+        self.store = ProvisioningStore(self.redis)                  # as scripts/vpbx provisions
+        self.calls = Store(resp.Client.from_url(cfg.redis_url))    # the proxy's per-call store
         self.address = f"127.0.0.1:{cfg.sip_port}"
 
     def provision(self, trunk_port, outbound_port):

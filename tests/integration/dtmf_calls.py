@@ -116,4 +116,4 @@ def type_over_audio(typist, typist_dest, listener, listener_dest, digits, packet
 
 def completed_codes(pbx, *fields):
     """The completed-code events on the PBX event stream, as tuples of `fields`."""
-    return [tuple(e[f] for f in fields) for _, e in pbx.store.events() if e["type"] == "code"]
+    return [tuple(e[f] for f in fields) for _, e in pbx.calls.events() if e["type"] == "code"]

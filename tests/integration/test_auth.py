@@ -65,7 +65,7 @@ def test_right_password_still_registers_and_calls_are_challenged(pbx, client):
     assert (first.code, second.status_line) == (401, "SIP/2.0 200 OK")
     assert binding(pbx)["src"] == f"udp:127.0.0.1:{phone.port}"
     phone.request("REGISTER", "200", TENANT)        # (a query without credentials: 401)
-    pbx.store.unbind(TENANT, "200")
+    pbx.calls.unbind(TENANT, "200")
 
 
 def authenticated_register(reg):
@@ -97,7 +97,7 @@ def test_replayed_register_is_refused_and_changes_nothing(pbx, client):
     again.passed()
     assert binding(pbx)["contact"] == f"sip:200@127.0.0.1:{contact}"
     assert binding(pbx)["callid"] != before["callid"]
-    pbx.store.unbind(TENANT, "200")
+    pbx.calls.unbind(TENANT, "200")
 
 
 def set_limits(pbx, failures=3, window=600, lock=900):
@@ -138,7 +138,7 @@ def test_source_is_locked_after_failed_logins_but_the_registered_phone_is_not(pb
     first, second = client("127.0.0.1").login("REGISTER", "200", TENANT, PASSWORD)
     assert (first.code, second.code) == (401, 200)
     assert binding(pbx)["src"] != registered["src"]
-    pbx.store.unbind(TENANT, "200")
+    pbx.calls.unbind(TENANT, "200")
 
 
 def test_extension_is_locked_by_failures_from_many_sources_known_or_not(pbx, client):
@@ -163,7 +163,7 @@ def test_failures_below_the_limit_and_open_extensions_lock_nothing(pbx, client):
     # An open extension is no digest check: neither counted nor locked.
     open_ext = client().request("REGISTER", "201", TENANT)
     assert open_ext.code == 200
-    pbx.store.unbind(TENANT, "201")
+    pbx.calls.unbind(TENANT, "201")
     assert pbx.redis.get(f"vpbx:authfail:src:{STRANGER}") == "2"
 
 

@@ -68,8 +68,8 @@ def test_provisioning_round_trip(pbx, vpbx):
     assert "127.0.0.1:5999\tacme.example\toutbound" in vpbx("trunk", "list").stdout
     added = vpbx("trunk", "add", "acme.example", "127.0.0.1:5998", "--refer", "pass")
     assert added.returncode == 0 and "REFER: pass" in added.stdout
-    assert pbx.store.trunk_refer("127.0.0.1:5998") == "pass"
-    assert pbx.store.trunk_refer("127.0.0.1:5999") == "terminate"
+    assert pbx.calls.trunk_refer("127.0.0.1:5998") == "pass"
+    assert pbx.calls.trunk_refer("127.0.0.1:5999") == "terminate"
     shown = vpbx("show", "acme.example").stdout
     assert "pbx_transfer = off" in shown and "outbound_trunk = 127.0.0.1:5999" in shown
     assert "transfer_external = ''" in shown        # empty: extensions only

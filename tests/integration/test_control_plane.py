@@ -101,7 +101,7 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
     tag_match = re.search(r"^From:.*;tag=([^;\s]+)", invite, re.M)
     assert callid_match and tag_match, invite
     callid, tag = callid_match.group(1), tag_match.group(1)
-    wait_for(lambda: pbx.store.call_load(callid), what="the dialog record")
+    wait_for(lambda: pbx.calls.call_load(callid), what="the dialog record")
     before = dropped(cfg)
     forged = [report(callid, tag, d) for d in "*202#"]
     forge(("127.0.0.1", cfg.sip_port), STRANGER, forged)
@@ -110,7 +110,7 @@ def test_forged_digit_reports_do_nothing_and_the_employees_code_still_counts(pbx
     wait_for(lambda: dropped(cfg) == before + 3 * len(forged), what="the forged reports dropped")
     assert completed_codes(pbx, "code") == []
     assert not pbx.redis.exists(f"vpbx:dtmf:{{{callid}}}:caller")
-    assert "x_phase" not in pbx.store.call_load(callid)
+    assert "x_phase" not in pbx.calls.call_load(callid)
 
     type_over_audio(a.media, a_dest, b.media, b_dest, "*100")
     a.passed()

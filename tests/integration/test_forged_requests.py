@@ -50,11 +50,11 @@ def test_forged_requests_in_a_transferred_call_change_nothing(pbx_transfer):
     a, c = transferring_call(pbx, "*100", hold_ms=300)          # a blind transfer
     c_port = read_port(pbx.workdir, c.name)
     a.passed()
-    wait_for(lambda: any(e.get("kind") == "completed" for _, e in pbx.store.events()),
+    wait_for(lambda: any(e.get("kind") == "completed" for _, e in pbx.calls.events()),
              timeout=10, what="the transfer completed")
     parties = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
     c_dialog, b_dialog = dialog_of(c), dialog_of(b)
-    before = pbx.store.call_load(c_dialog.callid)
+    before = pbx.calls.call_load(c_dialog.callid)
     port = pbx.cfg.sip_port
     assert send(port, lambda src: c_dialog.request("callee", "BYE", 50, src)) == REFUSED
     assert send(port, lambda src: b_dialog.request("callee", "BYE", 50, src)) == REFUSED
@@ -63,7 +63,7 @@ def test_forged_requests_in_a_transferred_call_change_nothing(pbx_transfer):
     assert send(port, lambda src: c_dialog.request(
         "callee", "INVITE", 52, src, body=SDP.format(ip=STRANGER, port=40000)),
         source=("127.0.0.1", 0)) == REFUSED                   # the proxy's host is no party
-    assert pbx.store.call_load(c_dialog.callid) == before
+    assert pbx.calls.call_load(c_dialog.callid) == before
     assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
     assert b.received("BYE ") == [] and len(b.received("INVITE ")) == 1
 

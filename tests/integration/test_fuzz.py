@@ -48,7 +48,7 @@ def test_fuzz_from_a_stranger_changes_nothing_and_the_pbx_keeps_working(pbx_tran
     assert pbx.redis.exists(f"vpbx:call:{{{call['callid']}}}"), "the call's dialog record"
     pids = kamailio_pids(pbx.cfg)
     log = LogMark(pbx.cfg)
-    events_before = {event_id for event_id, _ in pbx.store.events(10000)}
+    events_before = {event_id for event_id, _ in pbx.calls.events(10000)}
 
     fuzzer = Fuzzer(Target(pbx.cfg.sip_port, pbx.cfg.dtmf_port, TENANT, call), seed)
     transports = iter(["udp", "tcp"] * MESSAGES)
@@ -66,7 +66,7 @@ def test_fuzz_from_a_stranger_changes_nothing_and_the_pbx_keeps_working(pbx_tran
         # Codes and transfers the stranger's forged digits set off (shown, not judged here:
         # the sender checks of issue 10 are to make them none).
         events = Counter(f"{e['type']} {e.get('kind') or e.get('code', '')}".strip()
-                         for event_id, e in pbx.store.events(10000) if event_id not in events_before)
+                         for event_id, e in pbx.calls.events(10000) if event_id not in events_before)
         print("PBX events during the fuzz: " + (", ".join(f"{k} {n}" for k, n in events.most_common())
                                                 or "none"))
 

@@ -71,7 +71,7 @@ def test_svcrack_finds_the_password_when_nothing_locks(scan_tenant):
     scan_tenant.redis.hset("vpbx:auth_lockout", "failures", 1000)
     result = run(scan_tenant, "svcrack", "-u", "100", "-d", str(wordlist(scan_tenant, 15, "Tr0ub4dor")))
     assert "Tr0ub4dor" in result.stdout, result.stdout + result.stderr
-    scan_tenant.store.unbind(TENANT, "100")
+    scan_tenant.calls.unbind(TENANT, "100")
 
 
 def test_svcrack_is_locked_out_and_the_phone_still_registers(scan_tenant):
@@ -105,4 +105,4 @@ def test_svcrack_is_locked_out_and_the_phone_still_registers(scan_tenant):
     # The phone (registered from 127.0.0.1) re-registers despite its extension's lock.
     register(pbx, "100", contact, password="Tr0ub4dor", domain=TENANT).passed()
     assert pbx.redis.hget(f"vpbx:loc:{TENANT}:100", "callid") != phone["callid"]
-    pbx.store.unbind(TENANT, "100")
+    pbx.calls.unbind(TENANT, "100")

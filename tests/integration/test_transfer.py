@@ -11,7 +11,7 @@ from transfer_calls import (CLIENT, TRUNK_SIDES, header, target, transferring_ca
                             trunk_client_call, unanswering_target, who_hears, written_party)
 
 def transfer_kinds(pbx):
-    return [e["kind"] for _, e in pbx.store.events() if e["type"] == "transfer"]
+    return [e["kind"] for _, e in pbx.calls.events() if e["type"] == "transfer"]
 
 
 def wait_kind(pbx, kind, timeout=10):
@@ -19,7 +19,7 @@ def wait_kind(pbx, kind, timeout=10):
 
 
 def failure_reasons(pbx):
-    return [e["reason"] for _, e in pbx.store.events() if e.get("kind") == "failed"]
+    return [e["reason"] for _, e in pbx.calls.events() if e.get("kind") == "failed"]
 
 
 def talking_again(ac):

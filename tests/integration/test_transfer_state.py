@@ -2,7 +2,7 @@
 same moment by several processes are applied one after the other, none lost."""
 import threading
 
-from vpbx import transfer as t
+from vpbx import resp, transfer as t
 from vpbx.transfer import state_of
 from vpbx.store import Store
 
@@ -10,12 +10,13 @@ CALLID = "cas-test-call"
 
 
 def test_concurrent_transitions_are_serialised(pbx):
-    store = pbx.store
+    store = pbx.calls
     store.call_save(CALLID, {"tenant": "t1.test"})
     workers, rounds = 4, 25
 
     def apply_events(n):
-        store = Store(pbx.redis)            # a connection of its own, as each Kamailio process
+        # A connection of its own, as each Kamailio process has.
+        store = Store(resp.Client.from_url(pbx.cfg.redis_url))
         for _ in range(rounds):
             while True:                              # as engine.handle does: read, step, CAS
                 call = store.call_load(CALLID)
@@ -39,7 +40,7 @@ def test_concurrent_transitions_are_serialised(pbx):
 
 
 def test_a_stale_version_writes_nothing(pbx):
-    store = pbx.store
+    store = pbx.calls
     store.call_save(CALLID, {"tenant": "t1.test"})
     assert store.transfer_save(CALLID, "", {"x_phase": "ringing"}, events=[{"type": "transfer"}])
     assert not store.transfer_save(CALLID, "", {"x_phase": "ended"})    # lost the race

@@ -52,7 +52,7 @@ def test_a_nonce_of_one_node_is_genuine_on_the_other(pbx, node2, running_stack):
             assert answer.code == 401 and answer.challenge.get("stale") == stale, answer.text
         assert pbx.redis.keys("vpbx:loc:*") == [] and pbx.redis.keys("vpbx:authfail:*") == []
         assert two.login("REGISTER", "200", TENANT, PASSWORD)[1].code == 200
-        pbx.store.unbind(TENANT, "200")
+        pbx.calls.unbind(TENANT, "200")
     finally:
         one.close()
         two.close()

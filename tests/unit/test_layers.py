@@ -30,3 +30,9 @@ def test_pure_modules_import_no_adapter(module):
             assert name[1:].split(".")[0] in PURE, f"{module} imports the adapter {name}"
         else:
             assert name.split(".")[0] not in FORBIDDEN, f"{module} imports {name}"
+
+
+@pytest.mark.parametrize("module", ("store", "config"))
+def test_the_proxys_store_and_config_use_no_redis_py(module):
+    """The per-call store runs on the lean client (resp); redis-py is for provisioning_store."""
+    assert not any(name and name.split(".")[0] == "redis" for name in imports(module))
