@@ -31,9 +31,9 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT / "kemi"))
 
 import transitions              # noqa: E402  (bench/, on sys.path as the script's folder)
-from vpbx import stack          # noqa: E402  (needs the sys.path entry above)
-from vpbx.stack import free_port  # noqa: E402
-from vpbx.provisioning_store import ProvisioningStore    # noqa: E402
+from vpbx.tooling import stack          # noqa: E402  (needs the sys.path entry above)
+from vpbx.tooling.stack import free_port  # noqa: E402
+from vpbx.adapters.redis.provisioning_store import ProvisioningStore    # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "600"))
 RATE = int(os.environ.get("BENCH_RATE", "50"))

@@ -15,15 +15,16 @@ sys.path[:0] = [str(ROOT / "kemi"), str(ROOT / "tests"), str(ROOT / "tests" / "u
 from fakes import FakeSip, RecordingNg          # noqa: E402
 from test_engine import CALLID, OFFER_SDP, TENANT, record   # noqa: E402
 
-from vpbx import resp, transfer as t            # noqa: E402
-from vpbx.dialogs import Dialogs                # noqa: E402
-from vpbx.engine import Engine                  # noqa: E402
-from vpbx.media import Media                    # noqa: E402
-from vpbx.sounds import Sounds                  # noqa: E402
-from vpbx.legs import Legs                      # noqa: E402
-from vpbx.senders import Senders                # noqa: E402
-from vpbx.store import Store, call_key          # noqa: E402
-from vpbx.uac import Uac                        # noqa: E402
+from vpbx.adapters.kamailio.dialogs import Dialogs   # noqa: E402
+from vpbx.adapters.kamailio.legs import Legs         # noqa: E402
+from vpbx.adapters.kamailio.senders import Senders   # noqa: E402
+from vpbx.adapters.kamailio.uac import Uac           # noqa: E402
+from vpbx.adapters.redis import resp                 # noqa: E402
+from vpbx.adapters.redis.store import Store, call_key    # noqa: E402
+from vpbx.adapters.rtpengine.media import Media      # noqa: E402
+from vpbx.adapters.rtpengine.sounds import Sounds    # noqa: E402
+from vpbx.core import transfer as t                  # noqa: E402
+from vpbx.engine.transfers import Engine             # noqa: E402
 
 B_SRC = "udp:127.0.0.1:5072"
 TARGET = 2          # issue 11: round trips per transition

@@ -1,7 +1,7 @@
 """Fakes of the adapters' outside world, for unit tests of the adapters and the engine.
 
 Import them as `from fakes import RecordingNg` (tests/conftest.py puts tests/ on sys.path)."""
-from vpbx.ngclient import NgError
+from vpbx.adapters.rtpengine.ngclient import NgError
 
 OK = {"result": "ok"}
 DEFAULT_REPLIES = {"ping": {"result": "pong"}}
@@ -146,7 +146,7 @@ class FakeStore:
             t == tenant and e.startswith(digits) and e != digits for t, e in self.exts)
 
     def transfer_counted(self, tenant, now):
-        from vpbx import limits
+        from vpbx.core import limits
         self._trip("transfer_counted")
         self.transfers += 1
         return limits.Count(self.transfers, 0)

@@ -1,7 +1,6 @@
 """vpbx: transfer feature of a hosted PBX on Kamailio (KEMI), rtpengine and Redis.
 
-Pure core (no KSR, Redis or socket imports): settings, provisioning rules,
-routing decisions, SIP text helpers, bencode.
-Adapters: store (Redis), ngclient (rtpengine ng), proxy (Kamailio KEMI glue).
-Tooling: stack (start/stop the daemons), cli (scripts/vpbx).
+Layers (docs/architecture.md): core/ (pure), engine/ (runs the core over ports),
+adapters/ (kamailio, redis, rtpengine), tooling/ (stack, cli); config.py is read by the
+proxy and the tooling, and wiring.py builds the proxy Kamailio runs.
 """

@@ -3,26 +3,26 @@ calls build() once when it loads vpbx (before it forks its workers: nothing conn
 each process connects to Redis on its first command)."""
 import os
 
-from . import resp
-from .auth import Auth
-from .config import Config
-from .dialogs import Dialogs
-from .digits import Digits
-from .engine import Engine
-from .guard import Guard
-from .invites import Invites
-from .kamailio import Sip, install_log
-from .legs import Legs
-from .lockstore import LockStore
-from .media import Media
-from .ngclient import NgClient
-from .proxy import Proxy
-from .refers import Refers
-from .registrar import Registrar
-from .senders import Senders
-from .sounds import Sounds
-from .store import Store
-from .uac import Uac
+from vpbx.adapters.redis import resp
+from vpbx.adapters.kamailio.auth import Auth
+from vpbx.config import Config
+from vpbx.adapters.kamailio.dialogs import Dialogs
+from vpbx.adapters.kamailio.digits import Digits
+from vpbx.engine.transfers import Engine
+from vpbx.adapters.kamailio.guard import Guard
+from vpbx.adapters.kamailio.invites import Invites
+from vpbx.adapters.kamailio.sip import Sip, install_log
+from vpbx.adapters.kamailio.legs import Legs
+from vpbx.adapters.redis.lockstore import LockStore
+from vpbx.adapters.rtpengine.media import Media
+from vpbx.adapters.rtpengine.ngclient import NgClient
+from vpbx.adapters.kamailio.proxy import Proxy
+from vpbx.adapters.kamailio.refers import Refers
+from vpbx.adapters.kamailio.registrar import Registrar
+from vpbx.adapters.kamailio.senders import Senders
+from vpbx.adapters.rtpengine.sounds import Sounds
+from vpbx.adapters.redis.store import Store
+from vpbx.adapters.kamailio.uac import Uac
 
 
 def build(environ=os.environ):

@@ -7,10 +7,10 @@ import time
 import pytest
 import redis as redis_py
 
-from vpbx import resp
-from vpbx.lockstore import LockStore
-from vpbx.stack import free_port
-from vpbx.store import Store
+from vpbx.adapters.redis import resp
+from vpbx.adapters.redis.lockstore import LockStore
+from vpbx.tooling.stack import free_port
+from vpbx.adapters.redis.store import Store
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 START_TIMEOUT = 10.0

@@ -2,9 +2,10 @@
 LockStore.failed, the check that reads it, and the CLI's view of the keys it leaves."""
 import pytest
 
-from vpbx import lockout, lockstore
-from vpbx.lockstore import LIMITS, ext_key, src_key
-from vpbx.store import loc_key
+from vpbx.core import lockout
+from vpbx.adapters.redis import lockstore
+from vpbx.adapters.redis.lockstore import LIMITS, ext_key, src_key
+from vpbx.adapters.redis.store import loc_key
 
 IP = "192.0.2.7"
 DOMAIN = "T1.Test"

@@ -4,8 +4,8 @@ the exact keys and fields each leaves behind (docs/redis-keys.md).
 Not here: transfer_save and call_delete (being rewritten)."""
 import pytest
 
-from vpbx import resp
-from vpbx.store import CALL_TTL, DUE, EVENTS, call_key, dtmf_key
+from vpbx.adapters.redis import resp
+from vpbx.adapters.redis.store import CALL_TTL, DUE, EVENTS, call_key, dtmf_key
 
 CID = "c1@host"
 OTHER = "c2@host"
@@ -322,7 +322,7 @@ def logged(store):
 
 
 def test_after_script_flush_run_falls_back_to_eval_which_caches_the_script(store, r, logged):
-    from vpbx.store import _UPDATE_IF_EXISTS
+    from vpbx.adapters.redis.store import _UPDATE_IF_EXISTS
     save_call(store)
     store.call_update(CID, {"caller_cseq": "2"})            # loads it (a fresh server has none)
     r.script_flush()

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from vpbx import resp, stack
-from vpbx.provisioning_store import ProvisioningStore
-from vpbx.store import DUE, Store
+from vpbx.adapters.redis import resp
+from vpbx.tooling import stack
+from vpbx.adapters.redis.provisioning_store import ProvisioningStore
+from vpbx.adapters.redis.store import DUE, Store
 
 from harness import free_port, sipp_port, tm_current, wait_for
 

@@ -2,7 +2,7 @@
 from parties/caller_info.xml, one INFO request per key press)."""
 import re
 
-from vpbx import dtmf
+from vpbx.core import dtmf
 
 import threading
 

@@ -10,8 +10,8 @@ import pytest
 
 from conftest import TENANT
 from harness import Sipp
-from vpbx import limits
-from vpbx.stack import ROOT
+from vpbx.core import limits
+from vpbx.tooling.stack import ROOT
 
 STRANGER = "127.0.0.7"
 # Floods come from a host of their own: a worker remembers a refused source for a second,

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from vpbx import stack
+from vpbx.tooling import stack
 
 from calls import callee, caller, register
 from dtmf_calls import completed_codes, type_over_audio

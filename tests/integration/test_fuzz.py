@@ -10,7 +10,7 @@ import os
 import random
 from collections import Counter
 
-from vpbx import stack
+from vpbx.tooling import stack
 
 from calls import callee, caller, register, talk
 from conftest import TENANT

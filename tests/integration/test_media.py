@@ -5,9 +5,9 @@ import time
 
 import pytest
 
-from vpbx.media import Media
-from vpbx import sounds
-from vpbx.sounds import Sounds
+from vpbx.adapters.rtpengine.media import Media
+from vpbx.adapters.rtpengine import sounds
+from vpbx.adapters.rtpengine.sounds import Sounds
 
 from harness import RtpPeer
 from softphone import tone_power

@@ -9,8 +9,8 @@ from harness import PARTIES, RtpPeer, Sipp, read_port, wait_for
 from test_refer import referrer
 from test_transfer import client_call_to, failure_reasons, ports_of, transfer_kinds, wait_kind
 from transfer_calls import header, target, transferring_call, unanswering_target, who_hears
-from vpbx import limits
-from vpbx.store import transfers_key
+from vpbx.core import limits
+from vpbx.adapters.redis.store import transfers_key
 
 
 def tenant_made_transfers(pbx, count):

@@ -2,9 +2,10 @@
 same moment by several processes are applied one after the other, none lost."""
 import threading
 
-from vpbx import resp, transfer as t
-from vpbx.transfer import state_of
-from vpbx.store import Store
+from vpbx.adapters.redis import resp
+from vpbx.core import transfer as t
+from vpbx.core.transfer import state_of
+from vpbx.adapters.redis.store import Store
 
 CALLID = "cas-test-call"
 

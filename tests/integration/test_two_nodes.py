@@ -2,7 +2,7 @@
 called through the other (registrations live in Redis, not in a node)."""
 import pytest
 
-from vpbx import stack
+from vpbx.tooling import stack
 
 from calls import callee, caller, register, talk
 from conftest import PASSWORD, TENANT

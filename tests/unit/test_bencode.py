@@ -1,6 +1,6 @@
 import pytest
 
-from vpbx import bencode
+from vpbx.core import bencode
 
 
 def test_round_trip():

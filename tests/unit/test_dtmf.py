@@ -1,6 +1,6 @@
 import pytest
 
-from vpbx.dtmf import (BadDtmf, Collecting, Complete, Discard, Duplicate, Match, Pass, Rules, State,
+from vpbx.core.dtmf import (BadDtmf, Collecting, Complete, Discard, Duplicate, Match, Pass, Rules, State,
                        candidate, event_digit, expire, from_fields, info_digit, press, report_digit,
                        to_fields)
 

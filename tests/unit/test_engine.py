@@ -4,11 +4,11 @@ trips — one commit per event, and no write after it."""
 import pytest
 from fakes import FakeStore, RecordingNg, RecordingSip
 
-from vpbx import transfer as t
-from vpbx.call import Takeover
-from vpbx.engine import Engine
-from vpbx.media import Media
-from vpbx.sounds import Sounds
+from vpbx.core import transfer as t
+from vpbx.core.call import Takeover
+from vpbx.engine.transfers import Engine
+from vpbx.adapters.rtpengine.media import Media
+from vpbx.adapters.rtpengine.sounds import Sounds
 
 CALLID, TENANT = "c1@h", "t1.test"
 SDP = {"caller": "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 4000 RTP/AVP 0\r\n",

@@ -1,7 +1,7 @@
 import pytest
 
-from vpbx import limits
-from vpbx.limits import Count
+from vpbx.core import limits
+from vpbx.core.limits import Count
 
 
 @pytest.mark.parametrize("ua", [

@@ -1,7 +1,7 @@
 import pytest
 
-from vpbx import lockout
-from vpbx.lockout import Limits, refused
+from vpbx.core import lockout
+from vpbx.core.lockout import Limits, refused
 
 LIMITS = Limits(failures=3, window=60, lock=120)
 

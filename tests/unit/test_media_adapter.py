@@ -3,8 +3,8 @@
 import pytest
 
 from fakes import RecordingNg
-from vpbx.media import GUARD_MAX_MS, HOLD_REPEAT, LINK_FLAGS, SDP_REPLACE, Media
-from vpbx.ngclient import NgError
+from vpbx.adapters.rtpengine.media import GUARD_MAX_MS, HOLD_REPEAT, LINK_FLAGS, SDP_REPLACE, Media
+from vpbx.adapters.rtpengine.ngclient import NgError
 
 CALLID = "c1@host"
 SDP_X = "v=0\r\no=x 1 1 IN IP4 192.0.2.1\r\n"

@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from fakes import RecordingNg
-from vpbx import bencode
-from vpbx.media import Media
-from vpbx.ngclient import NgClient, NgError
+from vpbx.core import bencode
+from vpbx.adapters.rtpengine.media import Media
+from vpbx.adapters.rtpengine.ngclient import NgClient, NgError
 
 
 class FakeRtpengine:

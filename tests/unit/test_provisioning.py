@@ -1,6 +1,6 @@
 import pytest
 
-from vpbx import provisioning as p
+from vpbx.core import provisioning as p
 
 
 def test_domain_is_lowercased_and_stripped_of_root_dot():

@@ -1,7 +1,7 @@
 import pytest
 
-from vpbx import refer
-from vpbx.refer import BadRefer, ReferTo, Refused, Replaces, normalise, parse_refer_to
+from vpbx.core import refer
+from vpbx.core.refer import BadRefer, ReferTo, Refused, Replaces, normalise, parse_refer_to
 
 
 @pytest.mark.parametrize("value,parsed", [

@@ -1,6 +1,6 @@
 import pytest
 
-from vpbx.registration import (Contact, RegisterError, lifetime, parse_contact, requested_contact,
+from vpbx.core.registration import (Contact, RegisterError, lifetime, parse_contact, requested_contact,
                                split_header_list)
 
 

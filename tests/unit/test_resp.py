@@ -1,6 +1,6 @@
 import pytest
 
-from vpbx import resp
+from vpbx.adapters.redis import resp
 
 
 def test_encode_command():

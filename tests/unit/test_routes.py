@@ -4,12 +4,12 @@ import pytest
 from fakes import FakeSip, FakeStore
 from test_engine import CALLID, TENANT, record
 
-from vpbx import transfer as t
-from vpbx.dialogs import Dialogs
-from vpbx.legs import Legs
-from vpbx.refers import Refers
-from vpbx.senders import Senders
-from vpbx.uac import Uac
+from vpbx.core import transfer as t
+from vpbx.adapters.kamailio.dialogs import Dialogs
+from vpbx.adapters.kamailio.legs import Legs
+from vpbx.adapters.kamailio.refers import Refers
+from vpbx.adapters.kamailio.senders import Senders
+from vpbx.adapters.kamailio.uac import Uac
 
 TRUNK = "127.0.0.1:5090"
 

@@ -1,7 +1,7 @@
 import pytest
 
-from vpbx import routing
-from vpbx.routing import (FORBIDDEN, InviteFacts, Register, Reject, ToExtension, ToTrunk,
+from vpbx.core import routing
+from vpbx.core.routing import (FORBIDDEN, InviteFacts, Register, Reject, ToExtension, ToTrunk,
                           auth_verdict, route_invite, route_register)
 
 BASE = dict(from_user="100", from_domain="acme.example", ruri_user="101", ruri_domain="acme.example",

@@ -1,4 +1,4 @@
-from vpbx import sdp
+from vpbx.core import sdp
 
 HELD = ("v=0\r\no=- 5 7 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n"
         "m=audio 4000 RTP/AVP 0\r\na=recvonly\r\n")

@@ -1,6 +1,6 @@
 import pytest
 
-from vpbx import settings
+from vpbx.core import settings
 
 
 def test_defaults_when_nothing_is_stored():

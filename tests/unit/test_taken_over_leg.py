@@ -1,5 +1,5 @@
 """An attended REFER's other dialog as a leg of the client's call (plan.taken_over_fields)."""
-from vpbx.plan import taken_over, taken_over_fields
+from vpbx.core.plan import taken_over, taken_over_fields
 
 # A (201) called B (100): the dialog the REFER's Replaces names.
 OTHER = {"callid": "y@h", "caller_uri": "sip:201@t1.test", "caller_tag": "atag",

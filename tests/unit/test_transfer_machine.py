@@ -4,9 +4,9 @@ import itertools
 
 import pytest
 
-from vpbx import transfer as t
-from vpbx.call import Takeover
-from vpbx.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
+from vpbx.core import transfer as t
+from vpbx.core.call import Takeover
+from vpbx.core.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
                            Hold, Link, Notify, Progress, Publish, Relay, Release, Restore, Resume, Return,
                            Ringback, Rules, Schedule, State, Timeout, Tone, Transfer)
 

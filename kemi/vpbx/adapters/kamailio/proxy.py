@@ -6,8 +6,9 @@ route object named for its concern. A route's exception is logged and answered h
 import logging
 import time
 
-from . import resp, transfer
-from .call import parse_leg_callid
+from vpbx.adapters.redis import resp
+from vpbx.core import transfer
+from vpbx.core.call import parse_leg_callid
 
 log = logging.getLogger("vpbx.proxy")
 

@@ -3,7 +3,7 @@ import os
 import socket
 from typing import Any
 
-from . import bencode
+from vpbx.core import bencode
 
 
 class NgError(RuntimeError):

@@ -9,7 +9,7 @@ import re
 
 import KSR
 
-from .routing import address
+from vpbx.core.routing import address
 
 SEP = "\x1f"      # ASCII unit separator: appears in no SIP header and no SDP
 DTMF_INFO_TYPES = ("application/dtmf-relay", "application/dtmf")

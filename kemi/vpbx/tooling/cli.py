@@ -7,9 +7,11 @@ from collections.abc import Callable, Sequence
 
 import redis
 
-from . import limits, lockout, lockstore, settings, stack
-from .ngclient import NgError
-from .provisioning_store import ProvisioningStore
+from vpbx.core import limits, lockout, settings
+from vpbx.adapters.redis import lockstore
+from vpbx.tooling import stack
+from vpbx.adapters.rtpengine.ngclient import NgError
+from vpbx.adapters.redis.provisioning_store import ProvisioningStore
 
 DEMO_TENANT = "demo.vpbx"
 DEMO_EXTENSIONS = {"100": "pass100", "101": "pass101", "102": "pass102"}

@@ -2,7 +2,7 @@
 import logging
 import secrets
 
-from . import routing
+from vpbx.core import routing
 
 log = logging.getLogger("vpbx.auth")
 

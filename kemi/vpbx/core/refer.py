@@ -10,7 +10,7 @@ from collections.abc import Callable, Container
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from . import routing
+from vpbx.core import routing
 
 
 class BadRefer(ValueError):

@@ -4,8 +4,9 @@ limits (the keys written by `scripts/vpbx`), and what tools look up, through red
 The proxy's per-call path is store.Store on the lean client (resp.Client); the key names are
 store.py's, shared by both. The key schema is documented in docs/redis-keys.md.
 """
-from . import limits, provisioning, settings
-from .store import LIMITS, PREFIX, TENANTS, TRUNK_REFER, TRUNKS, extidx_key, exts_key, loc_key, tenant_key
+from vpbx.adapters.redis.store import (LIMITS, PREFIX, TENANTS, TRUNK_REFER, TRUNKS, extidx_key,
+                                       exts_key, loc_key, tenant_key)
+from vpbx.core import limits, provisioning, settings
 
 
 class NotFound(ValueError):

@@ -5,10 +5,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from . import limits
+from vpbx.core import limits
 
 if TYPE_CHECKING:
-    from .kamailio import Sip
+    from vpbx.adapters.kamailio.sip import Sip
 
 log = logging.getLogger("vpbx.guard")
 

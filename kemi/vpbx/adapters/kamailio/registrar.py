@@ -1,8 +1,8 @@
 """REGISTER (the registrar: bindings in Redis) and OPTIONS outside a dialog."""
 import time
 
-from . import registration, routing
-from .routing import address
+from vpbx.core import registration, routing
+from vpbx.core.routing import address
 
 
 class Registrar:

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Mapping
 
-from . import sdp as sdp_text
-from . import transfer as t
-from .call import SIDES, JoinRef, Leg, Record, cseq_field, leg_callid, legs_of, peer
-from .registration import parse_contact
+from vpbx.core import sdp as sdp_text
+from vpbx.core import transfer as t
+from vpbx.core.call import SIDES, JoinRef, Leg, Record, cseq_field, leg_callid, legs_of, peer
+from vpbx.core.registration import parse_contact
 
 CHAINED = 8     # failures of uncallable legs followed within one plan (each ends a Call)
 

@@ -6,7 +6,7 @@ named by its tag. Linking two legs replays their original SDPs as an offer and a
 listening first, so nobody left out keeps hearing one way. Checked sequences and the reasons
 for them: docs/architecture.md ("Media during a transfer").
 """
-from .ngclient import NgError
+from vpbx.adapters.rtpengine.ngclient import NgError
 
 LINK_FLAGS = ["trust-address", "port-latching", "strict-source"]      # see proxy.RTPE_FLAGS
 SDP_REPLACE = ["origin", "session-connection"]

@@ -5,8 +5,9 @@ The key schema is documented in docs/redis-keys.md; keep the two in step.
 import hashlib
 import json
 
-from . import limits, resp
-from .call import SIDES, JoinRef, leg_of_tag
+from vpbx.core import limits
+from vpbx.adapters.redis import resp
+from vpbx.core.call import SIDES, JoinRef, leg_of_tag
 
 PREFIX = "vpbx:"
 TENANTS = PREFIX + "tenants"            # set of tenant domains

@@ -3,9 +3,10 @@ and the timers of codes (codes.py applies them; the engine acts on completed cod
 import logging
 import time
 
-from . import codes, dtmf, transfer
-from .call import JoinRef
-from .media import Media
+from vpbx.engine import codes
+from vpbx.core import dtmf, transfer
+from vpbx.core.call import JoinRef
+from vpbx.adapters.rtpengine.media import Media
 
 log = logging.getLogger("vpbx.digits")
 REARM_DELAY = 0.3       # seconds from a code's end until its typist's RFC 4733 events flow again

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 
 import redis
 
-from . import config
-from .ngclient import NgClient, NgError
+from vpbx import config
+from vpbx.adapters.rtpengine.ngclient import NgClient, NgError
 
 ROOT = config.ROOT
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from collections.abc import Callable, Mapping
 
-from .call import SIDES, Takeover
+from vpbx.core.call import SIDES, Takeover
 
 
 class Phase(StrEnum):
@@ -221,7 +221,7 @@ Event = Transfer | Return | Progress | Answered | Failed | Hangup | Timeout
 Effect = (Hold | Ringback | Link | Tone | Call | Release | Resume | Restore | Cancel | Bye | Accept
           | Relay | Drop | EndCall | Notify | Schedule | Publish)
 Effects = list[Effect]
-Handler = Callable[[State, Event, Rules], tuple[State, Effects]]
+Handler = Callable[..., tuple[State, Effects]]   # (State, one Event type, Rules)
 DEFAULT_RULES = Rules()
 
 
@@ -233,7 +233,7 @@ def step(state: State, event: Event, rules: Rules = DEFAULT_RULES) -> tuple[Stat
     return handler(state, event, rules)
 
 
-def _stale(state, event):
+def _stale(state: State, event: Event) -> Effects:
     # A 2xx from a leg the machine gave up on (e.g. it raced the CANCEL): end that dialog.
     # (A retransmitted 2xx of a leg still in the call changes nothing.)
     if (isinstance(event, Answered) and event.leg.startswith("leg")
@@ -256,25 +256,25 @@ def spliced(x: str, y: str) -> bool:
     return {x, y} != ORIGINAL
 
 
-def _hang_up_pair(leg, other):
+def _hang_up_pair(leg: str, other: str) -> Effects:
     """The BYE of `leg` ends the call with `other`."""
     if spliced(leg, other):
         return [Accept(leg), Bye(other), EndCall()]
     return [Relay(leg), EndCall()]
 
 
-def _new_leg(state):
+def _new_leg(state: State) -> tuple[str, int]:
     n = state.legs + 1
     return f"leg{n}", n
 
 
-def _failed(state, why, **more):
+def _failed(state: State, why: str, **more: str) -> Publish:
     return Publish("failed", {"reason": why, "target": state.b_ext, **more})
 
 
 # ---- TALKING ----------------------------------------------------------------
 
-def talking_transfer(s, e, rules):
+def talking_transfer(s: State, e: Transfer, rules: Rules) -> tuple[State, Effects]:
     if e.leg not in (s.a, s.c):
         return s, []
     other = s.c if e.leg == s.a else s.a
@@ -301,7 +301,7 @@ def talking_transfer(s, e, rules):
                  Publish("started", {"transferor": e.leg, "client": other, "target": e.ext})]
 
 
-def talking_timeout(s, e, rules):
+def talking_timeout(s: State, e: Timeout, rules: Rules) -> tuple[State, Effects]:
     """The failure tone has been played to A: A and C talk again. Or the phone that asked
     with REFER has not hung up after being told: the proxy ends its leg."""
     if e.kind == "relink" and e.leg == s.a:
@@ -311,7 +311,7 @@ def talking_timeout(s, e, rules):
     return s, []
 
 
-def talking_hangup(s, e, rules):
+def talking_hangup(s: State, e: Hangup, rules: Rules) -> tuple[State, Effects]:
     if e.leg and e.leg == s.detached:       # the phone that asked with REFER leaves
         return replace(s, detached=""), [Accept(e.leg), Drop(e.leg)]
     if e.leg not in (s.a, s.c):
@@ -324,7 +324,7 @@ def talking_hangup(s, e, rules):
 
 # ---- RINGING: A on, B rings, C on hold --------------------------------------
 
-def ringing_answered(s, e, rules):
+def ringing_answered(s: State, e: Answered, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.b:
         return s, _stale(s, e)
     if s.mode:                  # a REFER: C and B at once; A is told
@@ -337,20 +337,20 @@ def ringing_answered(s, e, rules):
     return replace(s, phase=CONSULT), [Link(s.a, s.b), Publish("answered", {"target": s.b_ext})]
 
 
-def _back_to_a(s, effects):
+def _back_to_a(s: State, effects: Effects) -> tuple[State, Effects]:
     return replace(s, phase=TALKING, b="", b_ext=""), effects
 
 
-def _restored(s):
+def _restored(s: State) -> Effects:
     """B's taken-over dialog goes back to the phone when the join does not happen."""
     return [Restore(s.b)] if s.mode == JOIN else []
 
 
-def _joined(s):
+def _joined(s: State) -> Effects:
     return [Resume(s.c), Release(s.b)] if s.mode == JOIN else []
 
 
-def _failed_back_to_a(s, rules, why, effects):
+def _failed_back_to_a(s: State, rules: Rules, why: str, effects: Effects) -> tuple[State, Effects]:
     """A hears the failure tone (C still hears the hold media), then A and C talk again. A
     phone that asked with REFER is told instead, and is back with C at once."""
     if s.mode:
@@ -361,26 +361,26 @@ def _failed_back_to_a(s, rules, why, effects):
                                     _failed(s, why)])
 
 
-def ringing_failed(s, e, rules):
+def ringing_failed(s: State, e: Failed, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.b:
         return s, []
     return _failed_back_to_a(s, rules, e.reason, [])
 
 
-def ringing_timeout(s, e, rules):
+def ringing_timeout(s: State, e: Timeout, rules: Rules) -> tuple[State, Effects]:
     if e.kind != "no_answer" or e.leg != s.b:
         return s, []
     return _failed_back_to_a(s, rules, "no_answer", [Cancel(s.b)])
 
 
-def ringing_return(s, e, rules):
+def ringing_return(s: State, e: Return, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.a:
         return s, []
     return _back_to_a(replace(s, mode=""), [Cancel(s.b), Drop(s.b), *_restored(s), Link(s.c, s.a),
                                             Publish("returned", {"target": s.b_ext})])
 
 
-def ringing_hangup(s, e, rules):
+def ringing_hangup(s: State, e: Hangup, rules: Rules) -> tuple[State, Effects]:
     if e.leg == s.a:            # a blind transfer: C stays on hold until B answers
         return replace(s, phase=BLIND, a=""), [Accept(s.a), Drop(s.a),
                                                Publish("blind", {"target": s.b_ext})]
@@ -394,7 +394,7 @@ def ringing_hangup(s, e, rules):
 
 # ---- CONSULT: A talks to B, C on hold ----------------------------------------
 
-def consult_hangup(s, e, rules):
+def consult_hangup(s: State, e: Hangup, rules: Rules) -> tuple[State, Effects]:
     if e.leg == s.a:            # attended transfer complete
         new = replace(s, phase=TALKING, a=s.b, b="", a_ext="", b_ext="")
         return new, [Accept(s.a), Drop(s.a), Link(s.c, s.b),
@@ -408,7 +408,7 @@ def consult_hangup(s, e, rules):
     return s, []
 
 
-def consult_return(s, e, rules):
+def consult_return(s: State, e: Return, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.a:
         return s, []
     return _back_to_a(s, [Bye(s.b), Drop(s.b), Link(s.c, s.a),
@@ -417,7 +417,7 @@ def consult_return(s, e, rules):
 
 # ---- BLIND and RECALLING: A has left, C on hold ------------------------------
 
-def blind_answered(s, e, rules):
+def blind_answered(s: State, e: Answered, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.b:
         return s, _stale(s, e)
     kind = "recalled" if s.phase == RECALLING else "completed"
@@ -425,7 +425,7 @@ def blind_answered(s, e, rules):
     return new, [Link(s.c, s.b), *_joined(s), Publish(kind, {"target": s.b_ext, "mode": "blind"})]
 
 
-def _call_back(s, rules, effects, first):
+def _call_back(s: State, rules: Rules, effects: Effects, first: bool) -> tuple[State, Effects]:
     """A blind transfer (or a call-back) failed: call A back, wait for the next try, or give up."""
     left = rules.recall_retries if first else s.recalls_left
     effects = effects + _restored(s)
@@ -443,25 +443,25 @@ def _call_back(s, rules, effects, first):
     return new, effects + [Tone(s.c), Schedule("hangup", s.c, rules.tone)]
 
 
-def blind_failed(s, e, rules):
+def blind_failed(s: State, e: Failed, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.b:
         return s, []
     return _call_back(s, rules, [Drop(s.b), _failed(s, e.reason)], first=s.phase == BLIND)
 
 
-def blind_timeout(s, e, rules):
+def blind_timeout(s: State, e: Timeout, rules: Rules) -> tuple[State, Effects]:
     if e.kind != "no_answer" or e.leg != s.b:
         return s, []
     return _call_back(s, rules, [Cancel(s.b), Drop(s.b), _failed(s, "no_answer")],
                       first=s.phase == BLIND)
 
 
-def b_rings(s, e, rules):
+def b_rings(s: State, e: Progress, rules: Rules) -> tuple[State, Effects]:
     """180/183 of B (or of A called back)."""
     return s, [Publish("ringing", {"target": s.b_ext})] if e.leg == s.b else []
 
 
-def blind_hangup(s, e, rules):
+def blind_hangup(s: State, e: Hangup, rules: Rules) -> tuple[State, Effects]:
     if e.leg == s.b and s.mode == JOIN:     # B hung up the dialog being taken over
         return _call_back(s, rules, [Relay(s.b), Drop(s.b), _failed(s, "target_hung_up")],
                           first=True)
@@ -471,7 +471,7 @@ def blind_hangup(s, e, rules):
                                      _failed(s, "client_hung_up")]
 
 
-def recall_wait_timeout(s, e, rules):
+def recall_wait_timeout(s: State, e: Timeout, rules: Rules) -> tuple[State, Effects]:
     if e.kind != "recall" or e.leg != s.c:
         return s, []
     b, n = _new_leg(s)
@@ -480,13 +480,13 @@ def recall_wait_timeout(s, e, rules):
                  Schedule("no_answer", b, rules.no_answer), Publish("recall", {"target": s.a_ext})]
 
 
-def c_leaves(s, e, rules):
+def c_leaves(s: State, e: Hangup, rules: Rules) -> tuple[State, Effects]:
     if e.leg != s.c:
         return s, []
     return replace(s, phase=ENDED), [Accept(s.c), EndCall()]
 
 
-def ending_timeout(s, e, rules):
+def ending_timeout(s: State, e: Timeout, rules: Rules) -> tuple[State, Effects]:
     if e.kind != "hangup" or e.leg != s.c:
         return s, []
     return replace(s, phase=ENDED), [Bye(s.c), EndCall()]

@@ -99,10 +99,12 @@ class Client:
             raise RespConnectionError(f"Redis {self.address[0]}:{self.address[1]}: {exc}") from None
 
     def _roundtrip(self, commands, raise_errors):
-        self.sock.sendall(b"".join(encode(c) for c in commands))
+        sock = self.sock
+        assert sock is not None         # connected by pipeline()
+        sock.sendall(b"".join(encode(c) for c in commands))
         buf = b""
         while True:
-            chunk = self.sock.recv(65536)
+            chunk = sock.recv(65536)
             if not chunk:
                 raise ConnectionResetError("connection closed by Redis")
             buf += chunk

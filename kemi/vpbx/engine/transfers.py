@@ -11,8 +11,9 @@ import logging
 import os
 import time
 
-from . import codes, limits, plan as planning, routing, sdp as sdp_text, settings, transfer as t
-from .call import SIDES, legs_of, peer
+from vpbx.engine import codes
+from vpbx.core import limits, plan as planning, routing, sdp as sdp_text, settings, transfer as t
+from vpbx.core.call import SIDES, legs_of, peer
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5

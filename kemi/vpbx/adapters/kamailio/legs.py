@@ -2,8 +2,8 @@
 joined, BYEs it decides, and the replies to the INVITEs it sent."""
 import logging
 
-from . import registration, transfer
-from .call import SIDES, parse_leg_callid
+from vpbx.core import registration, transfer
+from vpbx.core.call import SIDES, parse_leg_callid
 
 log = logging.getLogger("vpbx.legs")
 

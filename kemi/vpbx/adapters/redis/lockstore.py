@@ -7,8 +7,8 @@ subject is locked. Each counter is one key (one Redis Cluster slot per script).
 """
 from typing import TYPE_CHECKING
 
-from . import lockout
-from .store import PREFIX, _as_dict, loc_key
+from vpbx.core import lockout
+from vpbx.adapters.redis.store import PREFIX, _as_dict, loc_key
 
 LIMITS = PREFIX + "auth_lockout"        # hash: failures, window, lock (each optional)
 FAILS = PREFIX + "authfail:"
@@ -16,7 +16,7 @@ FAILS = PREFIX + "authfail:"
 if TYPE_CHECKING:                       # types only: the proxy never imports redis-py
     from redis import Redis
 
-    from .resp import Client
+    from vpbx.adapters.redis.resp import Client
 
 
 def src_key(ip: str) -> str:

@@ -5,8 +5,8 @@ events reported by rtpengine) and the timeout timer. No KSR here: the glue repli
 import logging
 import time
 
-from . import dtmf
-from .transfer import CONSULT, RETURN_CODE, RINGING
+from vpbx.core import dtmf
+from vpbx.core.transfer import CONSULT, RETURN_CODE, RINGING
 
 log = logging.getLogger("vpbx.codes")
 RETRIES = 3

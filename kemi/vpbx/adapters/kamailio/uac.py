@@ -9,8 +9,8 @@ import json
 import os
 import socket
 
-from .call import Leg, peer
-from .registration import parse_contact
+from vpbx.core.call import Leg, peer
+from vpbx.core.registration import parse_contact
 
 
 def nexthop(src):

@@ -3,9 +3,9 @@ import dataclasses
 import logging
 import time
 
-from . import engine as engine_mod
-from . import refer, transfer
-from .call import SIDES, Record, Side, Takeover, cseq_field, peer
+from vpbx.engine import transfers as engine_mod
+from vpbx.core import refer, transfer
+from vpbx.core.call import SIDES, Record, Side, Takeover, cseq_field, peer
 
 log = logging.getLogger("vpbx.refers")
 

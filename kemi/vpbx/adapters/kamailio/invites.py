@@ -4,10 +4,11 @@ import json
 import logging
 import time
 
-from . import codes, refer, routing, settings
-from .call import SIDES
-from .routing import address
-from .media import Media
+from vpbx.engine import codes
+from vpbx.core import refer, routing, settings
+from vpbx.core.call import SIDES
+from vpbx.core.routing import address
+from vpbx.adapters.rtpengine.media import Media
 
 log = logging.getLogger("vpbx.invites")
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags. strict-source:

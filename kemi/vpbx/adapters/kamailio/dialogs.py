@@ -1,8 +1,8 @@
 """In-dialog requests (loose-routed by their Route): relayed as a proxy does, or handed to the
 legs, REFER and digit routes when the transfer engine looks after the call."""
-from . import transfer
-from .call import JoinRef, peer
-from .invites import RTPE_FLAGS
+from vpbx.core import transfer
+from vpbx.core.call import JoinRef, peer
+from vpbx.adapters.kamailio.invites import RTPE_FLAGS
 
 SIDE_AVP = "$avp(vpbx_side)"    # "caller" | "callee": who sent an in-dialog request
 # Requests that may come in an early dialog (before the 2xx writes the record), without SDP.

@@ -1,0 +1,1 @@
+"""Kamailio: sip.py is the one module that uses KSR; the routes get a Sip object."""

@@ -1,0 +1,1 @@
+"""Redis: every key and Lua script of vpbx (docs/redis-keys.md)."""

@@ -1,0 +1,1 @@
+"""Tooling outside Kamailio: starting and stopping the stack, the vpbx command line."""
