@@ -174,7 +174,7 @@ def test_every_variable_the_code_reads_is_a_setting():
     """No VPBX_* variable is read outside config.py (the tests' own VPBX_TEST_*/VPBX_FUZZ_*
     aside): one place, one default."""
     package = ROOT / "kemi" / "vpbx"
-    for path in package.glob("*.py"):
+    for path in package.rglob("*.py"):
         if path.name == "config.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
