@@ -6,6 +6,7 @@ import logging
 import time
 
 from vpbx.core import dtmf
+from vpbx.core.call import Leg
 from vpbx.core.transfer import CONSULT, RETURN_CODE, RINGING
 
 log = logging.getLogger("vpbx.codes")
@@ -15,7 +16,7 @@ RETRIES = 3
 def may_type_codes(call, side):
     """Codes are collected only for a tenant with "Transfer by PBX" on, and only from the
     party that is one of its extensions (the client's digits always pass through)."""
-    return call.get("pbx_transfer") == "on" and call.get(f"{side}_role") == "ext"
+    return call.get("pbx_transfer") == "on" and Leg(call, side).role == "ext"
 
 
 def rules(call):
@@ -82,7 +83,7 @@ def _event(call, callid, side, outcome, source, at):
     if not isinstance(outcome, dtmf.Complete):
         return None
     return {"type": "code", "callid": callid, "tenant": call["tenant"], "party": side,
-            "ext": call.get(f"{side}_ext") or "", "code": outcome.code, "completed_by": outcome.reason,
+            "ext": Leg(call, side).ext, "code": outcome.code, "completed_by": outcome.reason,
             "source": source, "at": f"{at:.3f}"}
 
 

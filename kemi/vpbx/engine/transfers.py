@@ -13,18 +13,13 @@ import time
 
 from vpbx.engine import codes
 from vpbx.core import limits, plan as planning, routing, sdp as sdp_text, settings, transfer as t
-from vpbx.core.call import SIDES, legs_of, peer
+from vpbx.core.call import SIDES, Leg, legs_of, peer
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
 TRUNK_TO_TRUNK = "trunk_to_trunk"           # refusal reasons of Transfer (transfer.py)
 TOO_MANY_TRANSFERS = "too_many_transfers"
 REPLANS = 4         # reads of missing facts for one plan (each chained failure may need one)
-
-
-def tag_of(call, leg):
-    """The leg's rtpengine party tag."""
-    return call[f"rtp_{leg}"]
 
 
 class Engine:
@@ -55,10 +50,10 @@ class Engine:
 
     def transfer_event(self, call, state, side, ext):
         other = state.c if side == state.a else state.a
-        own, others = call.get(f"{side}_ext", ""), call.get(f"{other}_ext", "")
+        own, others = Leg(call, side).ext, Leg(call, other).ext
         exact, _ = self.store.ext_match(call["tenant"], ext)
         external = not exact and routing.external_target(ext, call.get("transfer_external", ""))
-        if external and call.get(f"{other}_role") == "trunk" and call.get(
+        if external and Leg(call, other).role == "trunk" and call.get(
                 "transfer_trunk_to_trunk") != "on":
             refused = TRUNK_TO_TRUNK        # a client on a trunk sent out again: toll fraud
         elif external:
@@ -157,7 +152,7 @@ class Engine:
             return None
         other = pair[1] if leg == pair[0] else pair[0]
         self.store.call_update(callid, {f"{leg}_sdp": sdp})
-        call[f"{leg}_sdp"] = sdp
+        Leg(call, leg).sdp = sdp
         return self.link(self.media(callid), call, leg, other), self.contact_for(call, leg)
 
     def contact_for(self, call, leg):
@@ -166,17 +161,17 @@ class Engine:
         if leg in SIDES:
             contact = call.get(f"{peer(leg)}_contact", "")
             return contact if contact.startswith("<") else f"<{contact}>"
-        return self.sip.proxy_contact(call.get(f"{leg}_socket", ""))
+        return self.sip.proxy_contact(Leg(call, leg).socket)
 
     def link(self, media, call, x, y):
         """Link legs x and y; their DTMF guards as they may type codes. -> the SDP for x."""
-        answer = media.link((tag_of(call, x), call[f"{x}_sdp"]), (tag_of(call, y), call[f"{y}_sdp"]),
-                            [tag_of(call, leg) for leg in legs_of(call) if f"rtp_{leg}" in call])
+        answer = media.link((Leg(call, x).rtp, Leg(call, x).sdp), (Leg(call, y).rtp, Leg(call, y).sdp),
+                            [Leg(call, leg).rtp for leg in legs_of(call) if Leg(call, leg).rtp])
         for leg in (x, y):
             if codes.may_type_codes(call, leg):
-                media.guard(tag_of(call, leg))
+                media.guard(Leg(call, leg).rtp)
             else:
-                media.unguard(tag_of(call, leg))
+                media.unguard(Leg(call, leg).rtp)
         return answer
 
     # ---- effects out --------------------------------------------------------
@@ -191,28 +186,28 @@ class Engine:
         for e, args in plan.acts:
             try:
                 if isinstance(e, t.Call) and e.join:
-                    sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client),
-                                          call[f"{e.client}_sdp"])
+                    sdp = media.offer_new(Leg(call, e.leg).rtp, Leg(call, e.client).rtp,
+                                          Leg(call, e.client).sdp)
                     self.sip.reinvite(call, e.leg, sdp, self.contact_for(call, e.leg), args["cseq"])
                 elif isinstance(e, t.Call):
-                    sdp = media.offer_new(tag_of(call, e.leg), tag_of(call, e.client),
-                                          call[f"{e.client}_sdp"])
-                    self.sip.invite(call, e.leg, sdp, (call[f"{e.leg}_from"], args["pai"],
+                    sdp = media.offer_new(Leg(call, e.leg).rtp, Leg(call, e.client).rtp,
+                                          Leg(call, e.client).sdp)
+                    self.sip.invite(call, e.leg, sdp, (Leg(call, e.leg).get("from"), args["pai"],
                                                        args["privacy"]), args["referred_by"])
                 elif isinstance(e, t.Hold):
-                    media.play(tag_of(call, e.leg), self.hold_sound(call))
+                    media.play(Leg(call, e.leg).rtp, self.hold_sound(call))
                     for muted in e.mute:
-                        media.mute(tag_of(call, muted))
+                        media.mute(Leg(call, muted).rtp)
                 elif isinstance(e, t.Ringback):
-                    media.play(tag_of(call, e.leg), self.ringback(call))
+                    media.play(Leg(call, e.leg).rtp, self.ringback(call))
                 elif isinstance(e, t.Tone):
-                    media.play(tag_of(call, e.leg), self.sounds.failure(), repeat=1)
+                    media.play(Leg(call, e.leg).rtp, self.sounds.failure(), repeat=1)
                 elif isinstance(e, t.Link):
                     linked[e.x] = self.link(media, call, e.x, e.y)
                 elif isinstance(e, t.Resume):
                     self.resume(call, e.leg, linked.get(e.leg), args["cseq"])
                 elif isinstance(e, t.Drop):
-                    media.drop(tag_of(call, e.leg))
+                    media.drop(Leg(call, e.leg).rtp)
                 elif isinstance(e, t.Cancel):
                     self.sip.cancel(call, e.leg)
                 elif isinstance(e, t.Bye):

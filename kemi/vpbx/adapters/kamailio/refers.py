@@ -5,7 +5,7 @@ import time
 
 from vpbx.engine import transfers as engine_mod
 from vpbx.core import refer, transfer
-from vpbx.core.call import SIDES, Record, Side, Takeover, cseq_field, peer
+from vpbx.core.call import SIDES, Leg, Record, Side, Takeover, cseq_field, peer
 
 log = logging.getLogger("vpbx.refers")
 
@@ -62,10 +62,9 @@ class Refers:
             return False
         if target.replaces:
             # Its transferee will INVITE with this Replaces: let it (and it alone), for a while.
-            transferee = peer(side)
-            self.store.call_update(target.replaces.callid, {"x_replace_by": refer.grant(refer.party(
-                call[f"{transferee}_role"], call.get(f"{transferee}_ext"), call[f"{transferee}_src"]),
-                time.time())})
+            transferee = Leg(call, peer(side))
+            self.store.call_update(target.replaces.callid, {"x_replace_by": refer.grant(
+                refer.party(transferee.role, transferee.ext, transferee.src), time.time())})
         sip.replace_header("Refer-To", str(decided))
         return True
 
@@ -75,7 +74,7 @@ class Refers:
         transfer; NOTIFYs report to the phone). -> False when the REFER is to be relayed."""
         sip = self.sip
         other = peer(side)
-        if call.get(f"{other}_role") != "trunk":
+        if Leg(call, other).role != "trunk":
             return False
         hostport = trunk_address(call, other)
         if self.store.trunk_refer(hostport) != "terminate":
@@ -106,8 +105,8 @@ class Refers:
         names; None when answered here with an error."""
         sip = self.sip
         other = self.store.call_load(replaces.callid)
-        b_side = next((s for s in SIDES if other.get(f"{s}_tag") == replaces.to_tag
-                       and other.get(f"{peer(s)}_tag") == replaces.from_tag), None)
+        b_side = next((s for s in SIDES if Leg(other, s).tag == replaces.to_tag
+                       and Leg(other, peer(s)).tag == replaces.from_tag), None)
         if b_side is None:
             # What the phone would hear had the transferee sent the INVITE with Replaces.
             sip.t_reply(202, "Accepted")
@@ -116,24 +115,23 @@ class Refers:
             self.store.call_update(callid, {cseq_field(side): str(cseq)})
             self.uac.notify(call, side, "481 Call/Transaction Does Not Exist", True, cseq)
             return None
-        a_side = peer(b_side)
+        a, b = Leg(other, peer(b_side)), Leg(other, b_side)
         if replaces.callid == callid:
             sip.t_reply(400, "Bad Request - Replaces names the REFER's own call")
         elif other["tenant"] != call["tenant"]:
             sip.t_reply(403, "Forbidden - Replaces names a call of another tenant")
-        elif other.get(f"{a_side}_ext") != call.get(f"{side}_ext"):
+        elif a.ext != Leg(call, side).ext:
             sip.t_reply(403, "Forbidden - Replaces names a call of another party")
         elif transfer.engine_owns(other):
             sip.t_reply(491, "Request Pending - the other call is being transferred")
-        elif other.get(f"{b_side}_role") != "ext":
+        elif b.role != "ext":
             # B gets a re-INVITE onto the client's media: never a trunk's party.
             sip.t_reply(501, "Not Implemented - attended REFER between two trunk calls")
-        elif not other.get(f"{b_side}_sdp"):
+        elif not b.sdp:
             sip.t_reply(501, "Not Implemented - the other call has no SDP of its target")
         elif not self.engine.transfer_allowed(call):
             self.refuse_over_cap()
         else:
-            return transfer.Transfer(side, other.get(f"{b_side}_ext", ""),
-                                     leg_ext=call.get(f"{side}_ext", ""), refer=True,
+            return transfer.Transfer(side, b.ext, leg_ext=Leg(call, side).ext, refer=True,
                                      join=Takeover(replaces.callid, b_side))
         return None

@@ -3,6 +3,8 @@ The From tag only says which side a request claims to be from; the source addres
 whether it is that side."""
 import logging
 
+from vpbx.core.call import Leg
+
 log = logging.getLogger("vpbx.senders")
 
 
@@ -14,10 +16,10 @@ class Senders:
         """Whether the request being routed comes from `side` of the call: from the address
         the record holds for it (proto:ip:port) or, for an extension, from where it is
         registered now (its NAT binding may have moved since the call began)."""
-        sender = self.sip.source()
-        if call.get(f"{side}_src") == sender:
+        sender, party = self.sip.source(), Leg(call, side)
+        if party.src == sender:
             return True
-        ext = call.get(f"{side}_ext") if call.get(f"{side}_role") == "ext" else ""
+        ext = party.ext if party.role == "ext" else ""
         return bool(ext) and self.store.binding(call["tenant"], ext).get("src") == sender
 
     def refuse(self):
