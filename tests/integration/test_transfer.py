@@ -28,14 +28,12 @@ def talking_again(ac):
              what="A and C talking again")
 
 
-def test_attended_transfer(pbx_transfer):
-    pbx = pbx_transfer
-    b = target(pbx, "100", ring_ms=200, hold_ms=5000)
-    a, c = transferring_call(pbx, "*100", hold_ms=3000)
-    ports = {name: read_port(pbx.workdir, party.name) for name, party in (("A", a), ("C", c))}
+def attended_to_completion(pbx, a, b, c, ports):
+    """B answered: A and B talk while C hears the hold media; A hangs up: C and B talk; B
+    hangs up, which ends C's call too. The events are those of an attended transfer."""
     wait_kind(pbx, "answered")
-    ports["B"] = read_port(pbx.workdir, b.name)
-    parties = {"A": (a, ports["A"]), "B": (b, ports["B"]), "C": (c, ports["C"])}
+    parties = {"A": (a, ports["A"]), "B": (b, read_port(pbx.workdir, b.name)),
+               "C": (c, ports["C"])}
     assert who_hears(parties) == {"A": {"B"}, "B": {"A"}, "C": {"media"}}     # consultation
     a.passed()                                                                  # A hangs up
     wait_kind(pbx, "completed")
@@ -43,6 +41,14 @@ def test_attended_transfer(pbx_transfer):
     b.passed()                          # B hangs up: the proxy ends C's call too
     c.passed()
     assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]
+
+
+def test_attended_transfer(pbx_transfer):
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=200, hold_ms=5000)
+    a, c = transferring_call(pbx, "*100", hold_ms=3000)
+    ports = {name: read_port(pbx.workdir, party.name) for name, party in (("A", a), ("C", c))}
+    attended_to_completion(pbx, a, b, c, ports)
     assert len(c.received("INVITE ")) == 1                  # C never got a re-INVITE
     invite = b.received("INVITE ")[0]
     assert header(invite, "From").startswith("<sip:201@t1.test>;tag=")
@@ -216,16 +222,7 @@ def test_attended_transfer_of_a_trunk_client(pbx_transfer, trunk):
     b = target(pbx, "100", ring_ms=200, hold_ms=7000)
     a, c, ports = trunk_client_call(pbx, trunk, a_hold_ms=4500)
     type_over_audio(a.media, ports["A"], c.media, ports["C"], "*100")
-    wait_kind(pbx, "answered")
-    parties = {"A": (a, ports["A"]), "B": (b, read_port(pbx.workdir, b.name)),
-               "C": (c, ports["C"])}
-    assert who_hears(parties) == {"A": {"B"}, "B": {"A"}, "C": {"media"}}     # consultation
-    a.passed()                                                                  # A hangs up
-    wait_kind(pbx, "completed")
-    assert who_hears({"B": parties["B"], "C": parties["C"]}) == {"B": {"C"}, "C": {"B"}}
-    b.passed()                          # B hangs up: the proxy ends C's call too
-    c.passed()
-    assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]
+    attended_to_completion(pbx, a, b, c, ports)
     assert c.received("INVITE ")[1 if trunk == "trunk_callee" else 0:] == []   # no re-INVITE
     invite = b.received("INVITE ")[0]
     assert f"<sip:{CLIENT[trunk]}@t1.test>;tag=" in header(invite, "From")
