@@ -229,10 +229,6 @@ class Store:
         side = {caller_tag: "caller", callee_tag: "callee"}.get(to_tag) if to_tag else None
         return (callid, side) if side else None
 
-    def call_unjoin(self, callid):
-        """The take-over of the dialog failed: it is relayed as its own call again."""
-        self.fast.pipeline(("HDEL", call_key(callid), "x_join"))
-
     def call_end(self, callid):
         """A BYE: delete the record of an ordinary call -> None; a call with a transfer
         engine state, or taken over by one (x_join), is kept for the engine -> its record;
