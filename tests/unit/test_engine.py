@@ -209,3 +209,20 @@ def test_a_take_over_of_a_dialog_that_has_ended_fails_within_the_plan(world):
     assert [m for m in sip.methods()] == [("NOTIFY", "callee"), ("NOTIFY", "callee")]
     assert [s[2]["status"] for s in sip.sent] == ["100 Trying", "480 Temporarily Unavailable"]
     assert [s[2]["cseq"] for s in sip.sent] == [2, 3]
+
+
+def test_a_reoffer_of_a_joined_leg_relinks_it_with_its_partner(world):
+    engine, store, ng, sip = world
+    completed(engine, store, ng, sip)          # C (caller) talks to B (leg1)
+    new_sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\n"
+    answer, contact = engine.renegotiate(CALLID, "leg1", new_sdp)
+    assert answer == OFFER_SDP and contact == "<sip:vpbx@127.0.0.1:5060>"
+    assert store.calls[CALLID]["leg1_sdp"] == new_sdp
+    offer = [args for name, args in ng.commands if name == "offer"][-1]
+    assert (offer["from_tag"], offer["sdp"]) == (store.calls[CALLID]["rtp_leg1"], new_sdp)
+
+
+def test_a_reoffer_of_a_leg_on_hold_is_refused(world):
+    engine, store, ng, sip = world
+    typed_transfer(engine, store, ng, sip)     # C on hold while B rings
+    assert engine.renegotiate(CALLID, "caller", SDP["caller"]) is None

@@ -85,17 +85,60 @@ class Leg:
     def get(self, field: str) -> str:
         return self.record.get(self.key(field)) or ""
 
-    role = property(lambda self: self.get("role"))          # "ext" | "trunk"
-    ext = property(lambda self: self.get("ext"))
-    src = property(lambda self: self.get("src"))            # proto:ip:port its requests come from
-    socket = property(lambda self: self.get("socket"))      # the proxy's socket towards it
-    tag = property(lambda self: self.get("tag"))            # its own SIP tag
-    uri = property(lambda self: self.get("uri"))
-    contact = property(lambda self: self.get("contact"))
-    sdp = property(lambda self: self.get("sdp"))
-    callid = property(lambda self: self.get("callid"))      # an originated leg's own dialog
-    release = property(lambda self: self.get("release"))    # a taken-over end's phone side
-    held = property(lambda self: self.get("held"))
+    @property
+    def role(self) -> str:
+        """What it is: "ext" or "trunk"."""
+        return self.get("role")
+
+    @property
+    def ext(self) -> str:
+        """Its extension ("" for a trunk's party)."""
+        return self.get("ext")
+
+    @property
+    def src(self) -> str:
+        """Where its requests come from: proto:ip:port."""
+        return self.get("src")
+
+    @property
+    def socket(self) -> str:
+        """The proxy's socket towards it."""
+        return self.get("socket")
+
+    @property
+    def tag(self) -> str:
+        """Its own SIP tag."""
+        return self.get("tag")
+
+    @property
+    def uri(self) -> str:
+        """Its URI in the dialog."""
+        return self.get("uri")
+
+    @property
+    def contact(self) -> str:
+        """Its Contact."""
+        return self.get("contact")
+
+    @property
+    def sdp(self) -> str:
+        """Its last SDP."""
+        return self.get("sdp")
+
+    @property
+    def callid(self) -> str:
+        """An originated leg's own dialog."""
+        return self.get("callid")
+
+    @property
+    def release(self) -> str:
+        """A taken-over end: the phone's side, hung up once joined."""
+        return self.get("release")
+
+    @property
+    def held(self) -> str:
+        """Set ("1") while the phone that put it on hold has not resumed it."""
+        return self.get("held")
 
     @property
     def rtp(self) -> str:

@@ -152,7 +152,7 @@ class Engine:
             return None
         other = pair[1] if leg == pair[0] else pair[0]
         self.store.call_update(callid, {f"{leg}_sdp": sdp})
-        Leg(call, leg).sdp = sdp
+        call = {**call, f"{leg}_sdp": sdp}
         return self.link(self.media(callid), call, leg, other), self.contact_for(call, leg)
 
     def contact_for(self, call, leg):
