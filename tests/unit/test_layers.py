@@ -27,7 +27,7 @@ def imports(path):
 
 def test_the_layers_exist():
     assert "transfer" in CORE and "call" in CORE and "plan" in CORE
-    assert ENGINE == ["codes", "transfers"]
+    assert ENGINE == ["codes", "ports", "transfers"]
 
 
 @pytest.mark.parametrize("module", CORE)

@@ -10,10 +10,12 @@ of any call; an event that lost the compare-and-set is planned again on the newe
 import logging
 import os
 import time
+from collections.abc import Mapping
 
-from vpbx.engine import codes
 from vpbx.core import limits, plan as planning, routing, sdp as sdp_text, settings, transfer as t
 from vpbx.core.call import SIDES, Leg, legs_of, peer
+from vpbx.engine import codes
+from vpbx.engine.ports import CallStore, MediaCall, MediaFor, Record, Requests, SoundFiles
 
 log = logging.getLogger("vpbx.engine")
 RETRIES = 5
@@ -23,7 +25,7 @@ REPLANS = 4         # reads of missing facts for one plan (each chained failure 
 
 
 class Engine:
-    def __init__(self, store, media, sip, sounds):
+    def __init__(self, store: CallStore, media: MediaFor, sip: Requests, sounds: SoundFiles) -> None:
         """store: the per-call store; media: Call-ID -> its rtpengine call (media.Media);
         sip: the proxy's own requests (uac.Uac); sounds: the files played (sounds.Sounds)."""
         self.store, self.media, self.sip, self.sounds = store, media, sip, sounds
@@ -31,12 +33,13 @@ class Engine:
 
     # ---- events in ----------------------------------------------------------
 
-    def on_code(self, callid, side, code):
+    def on_code(self, callid: str, side: str, code: str) -> list[t.Effect]:
         """A completed feature code of `side` -> the transfer event it means, handled."""
         call = self.store.call_load(callid)
         if not call:
             return []
         state = t.state_of(call)
+        event: t.Event | None
         if state.phase in (t.RINGING, t.CONSULT):
             event = t.Return(side) if code == t.RETURN_CODE else None
         elif state.phase == t.TALKING:
@@ -48,7 +51,7 @@ class Engine:
             return []
         return self.handle(callid, event, call)
 
-    def transfer_event(self, call, state, side, ext):
+    def transfer_event(self, call: Record, state: t.State, side: str, ext: str) -> t.Transfer:
         other = state.c if side == state.a else state.a
         own, others = Leg(call, side).ext, Leg(call, other).ext
         exact, _ = self.store.ext_match(call["tenant"], ext)
@@ -70,7 +73,7 @@ class Engine:
             refused = TOO_MANY_TRANSFERS
         return t.Transfer(side, ext, leg_ext=own, refused=refused, external=external)
 
-    def transfer_allowed(self, call):
+    def transfer_allowed(self, call: Record) -> bool:
         """Count one more transfer of the call's tenant -> False when that is over the
         tenant's transfer_max_per_minute (the refused one is not counted)."""
         cap = int(call.get("transfer_max_per_minute",       # records from before the setting
@@ -87,7 +90,8 @@ class Engine:
                         "since the last such line)", call["tenant"], cap, skipped)
         return False
 
-    def handle(self, callid, event, call=None, fields=None):
+    def handle(self, callid: str, event: t.Event, call: Record | None = None,
+               fields: Mapping[str, str] | None = None) -> list[t.Effect]:
         """Apply one event: plan, commit, act. `fields`: what the message that brought the
         event tells about its leg (a 2xx's tag, SDP, source), committed with the state.
         -> the effects that concern the message being processed (Accept, Relay) for the
@@ -114,7 +118,7 @@ class Engine:
         log.info("vpbx: %s: %s: %s -> %s", callid, event, t.state_of(call).phase, plan.state.phase)
         return self.act({**call, **changes}, plan)
 
-    def plan(self, call, event):
+    def plan(self, call: Record, event: t.Event) -> planning.Plan | None:
         """plan.plan, reading what it needs first (bindings, the outbound trunk, other
         dialogs' records), with fresh rtpengine tags for the legs it calls."""
         facts = planning.Facts()
@@ -125,7 +129,7 @@ class Engine:
             facts = self.facts(call, facts, result)
         raise RuntimeError(f"no plan for {event} after {REPLANS} reads")
 
-    def facts(self, call, facts, needs):
+    def facts(self, call: Record, facts: planning.Facts, needs: planning.Needs) -> planning.Facts:
         tenant = call["tenant"]
         bindings = {**facts.bindings, **{ext: self.store.binding(tenant, ext) for ext in needs.exts}}
         others = dict(facts.others)
@@ -139,7 +143,7 @@ class Engine:
             outbound, known = self.store.outbound_trunk(tenant), True
         return planning.Facts(bindings, outbound, known, others, tags)
 
-    def renegotiate(self, callid, leg, sdp):
+    def renegotiate(self, callid: str, leg: str, sdp: str) -> tuple[str, str] | None:
         """A re-INVITE/UPDATE with SDP from a leg the proxy joins itself: relink it with its
         partner using the new SDP. -> (the answer SDP for the leg, the Contact for the 2xx),
         or None while the leg is not talking to anyone (on hold during a transfer: 491)."""
@@ -155,7 +159,7 @@ class Engine:
         call = {**call, f"{leg}_sdp": sdp}
         return self.link(self.media(callid), call, leg, other), self.contact_for(call, leg)
 
-    def contact_for(self, call, leg):
+    def contact_for(self, call: Mapping[str, str], leg: str) -> str:
         """The Contact of the proxy's 2xx to a leg's request: the peer the leg has always
         seen (its original dialog's other end), or the proxy for the legs it called."""
         if leg in SIDES:
@@ -163,7 +167,7 @@ class Engine:
             return contact if contact.startswith("<") else f"<{contact}>"
         return self.sip.proxy_contact(Leg(call, leg).socket)
 
-    def link(self, media, call, x, y):
+    def link(self, media: MediaCall, call: Mapping[str, str], x: str, y: str) -> str:
         """Link legs x and y; their DTMF guards as they may type codes. -> the SDP for x."""
         answer = media.link((Leg(call, x).rtp, Leg(call, x).sdp), (Leg(call, y).rtp, Leg(call, y).sdp),
                             [Leg(call, leg).rtp for leg in legs_of(call) if Leg(call, leg).rtp])
@@ -176,12 +180,12 @@ class Engine:
 
     # ---- effects out --------------------------------------------------------
 
-    def act(self, call, plan):
+    def act(self, call: Record, plan: planning.Plan) -> list[t.Effect]:
         """Carry out a committed plan's effects (no Redis writes here). -> Accept and Relay,
         for the routing of the message being processed."""
         callid = call["callid"]
         media = self.media(callid)
-        message = []
+        message: list[t.Effect] = []
         linked = {}         # leg -> the SDP for it from its last Link here
         for e, args in plan.acts:
             try:
@@ -229,7 +233,7 @@ class Engine:
                 log.exception("vpbx: %s: effect %s failed", callid, e)
         return message
 
-    def resume(self, call, leg, sdp, cseq):
+    def resume(self, call: Record, leg: str, sdp: str | None, cseq: int) -> None:
         """The client the phone had put on hold is taken off hold: a re-INVITE as the phone,
         with its media address unchanged (the SDP its link gave it), in the session the
         client knows."""
@@ -237,12 +241,12 @@ class Engine:
             offer = sdp_text.reoffer(sdp, call.get(f"{peer(leg)}_sdp", ""))
             self.sip.reinvite(call, leg, offer, self.contact_for(call, leg), cseq)
 
-    def hold_sound(self, call):
+    def hold_sound(self, call: Mapping[str, str]) -> str:
         if call.get("transfer_hold_media") == "ringback":
             return self.ringback(call)
         return self.sounds.music()
 
-    def ringback(self, call):
+    def ringback(self, call: Mapping[str, str]) -> str:
         return self.sounds.ringback(int(call.get("transfer_ringback_hz") or 425),
                                     int(call.get("transfer_ringback_on_ms") or 1000),
                                     int(call.get("transfer_ringback_off_ms") or 4000))
