@@ -18,12 +18,12 @@ class RecordingEngine:
     def __init__(self):
         self.events = []
 
-    def handle(self, callid, event, call=None, fields=None):
+    def handle(self, callid, event, call=None, fields=None, facts=None):
         self.events.append((callid, event, fields))
         return []
 
     def transfer_event(self, call, state, side, ext):
-        return t.Transfer(side, ext, leg_ext=call.get(f"{side}_ext", ""))
+        return t.Transfer(side, ext, leg_ext=call.get(f"{side}_ext", "")), None
 
     def transfer_allowed(self, call):
         return True

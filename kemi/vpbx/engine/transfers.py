@@ -39,39 +39,44 @@ class Engine:
         if not call:
             return []
         state = t.state_of(call)
-        event: t.Event | None
+        event: t.Event | None = None
+        facts = planning.Facts()
         if state.phase in (t.RINGING, t.CONSULT):
             event = t.Return(side) if code == t.RETURN_CODE else None
         elif state.phase == t.TALKING:
-            event = self.transfer_event(call, state, side, code[1:])
-        else:
-            event = None
+            event, facts = self.transfer_event(call, state, side, code[1:])
         if event is None:
             log.info("vpbx: %s %s: code %s ignored in phase %s", callid, side, code, state.phase)
             return []
-        return self.handle(callid, event, call)
+        return self.handle(callid, event, call, facts=facts)
 
-    def transfer_event(self, call: Record, state: t.State, side: str, ext: str) -> t.Transfer:
+    def transfer_event(self, call: Record, state: t.State, side: str,
+                       ext: str) -> tuple[t.Transfer, planning.Facts]:
+        """The Transfer event of `side` asking for `ext`, refused when `ext` is no valid
+        target, and what was read to decide (the plan needs no second look)."""
         other = state.c if side == state.a else state.a
         own, others = Leg(call, side).ext, Leg(call, other).ext
+        facts = planning.Facts()
         exact, _ = self.store.ext_match(call["tenant"], ext)
         external = not exact and routing.external_target(ext, call.get("transfer_external", ""))
         if external and Leg(call, other).role == "trunk" and call.get(
                 "transfer_trunk_to_trunk") != "on":
             refused = TRUNK_TO_TRUNK        # a client on a trunk sent out again: toll fraud
         elif external:
-            refused = "" if self.store.outbound_trunk(call["tenant"]) else "no_outbound_trunk"
+            trunk = self.store.outbound_trunk(call["tenant"])
+            facts = planning.Facts(outbound=trunk, outbound_known=True)
+            refused = "" if trunk else "no_outbound_trunk"
         elif not exact:
             refused = "no_such_extension"
         elif ext in (own, others):
             refused = "own_call"
-        elif not self.store.binding(call["tenant"], ext):
-            refused = "not_registered"
         else:
-            refused = ""
+            binding = self.store.binding(call["tenant"], ext)
+            facts = planning.Facts(bindings={ext: binding})
+            refused = "" if binding else "not_registered"
         if not refused and not self.transfer_allowed(call):
             refused = TOO_MANY_TRANSFERS
-        return t.Transfer(side, ext, leg_ext=own, refused=refused, external=external)
+        return t.Transfer(side, ext, leg_ext=own, refused=refused, external=external), facts
 
     def transfer_allowed(self, call: Record) -> bool:
         """Count one more transfer of the call's tenant -> False when that is over the
@@ -91,9 +96,11 @@ class Engine:
         return False
 
     def handle(self, callid: str, event: t.Event, call: Record | None = None,
-               fields: Mapping[str, str] | None = None) -> list[t.Effect]:
+               fields: Mapping[str, str] | None = None,
+               facts: planning.Facts | None = None) -> list[t.Effect]:
         """Apply one event: plan, commit, act. `fields`: what the message that brought the
-        event tells about its leg (a 2xx's tag, SDP, source), committed with the state.
+        event tells about its leg (a 2xx's tag, SDP, source), committed with the state;
+        `facts`: what was read for the event already (plan.Facts).
         -> the effects that concern the message being processed (Accept, Relay) for the
         caller to carry out."""
         for _ in range(RETRIES):
@@ -101,7 +108,7 @@ class Engine:
             if not call:
                 return []
             call = {**call, **(fields or {}), "callid": callid}
-            plan = self.plan(call, event)
+            plan = self.plan(call, event, facts or planning.Facts())
             if plan is None:
                 if fields:                  # nothing to do for the machine: only the leg's facts
                     self.store.call_update(callid, fields)
@@ -118,10 +125,9 @@ class Engine:
         log.info("vpbx: %s: %s: %s -> %s", callid, event, t.state_of(call).phase, plan.state.phase)
         return self.act({**call, **changes}, plan)
 
-    def plan(self, call: Record, event: t.Event) -> planning.Plan | None:
-        """plan.plan, reading what it needs first (bindings, the outbound trunk, other
+    def plan(self, call: Record, event: t.Event, facts: planning.Facts) -> planning.Plan | None:
+        """plan.plan, reading what it still needs first (bindings, the outbound trunk, other
         dialogs' records), with fresh rtpengine tags for the legs it calls."""
-        facts = planning.Facts()
         for _ in range(REPLANS):
             result = planning.plan(call, event, facts, time.time())
             if not isinstance(result, planning.Needs):

@@ -85,18 +85,19 @@ class Refers:
         if state.phase != transfer.TALKING:
             sip.t_reply(491, "Request Pending - a transfer is in progress")
             return True
+        facts = None
         if target.replaces:
             event = self.join_event(callid, call, side, target.replaces)
             if event is None:
                 return True
         else:
-            event = dataclasses.replace(
-                self.engine.transfer_event(call, state, side, target.user), refer=True)
+            event, facts = self.engine.transfer_event(call, state, side, target.user)
+            event = dataclasses.replace(event, refer=True)
             if event.refused == engine_mod.TOO_MANY_TRANSFERS:
                 self.refuse_over_cap()
                 return True
         sip.t_reply(202, "Accepted")
-        self.engine.handle(callid, event, call)
+        self.engine.handle(callid, event, call, facts=facts)
         return True
 
     def join_event(self, callid, call, side, replaces):
