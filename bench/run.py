@@ -28,11 +28,11 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT / "kemi"))
+sys.path[:0] = [str(ROOT / "kemi"), str(ROOT / "tests")]    # tests/ports.py: free ports
 
 import transitions              # noqa: E402  (bench/, on sys.path as the script's folder)
 from vpbx.tooling import stack          # noqa: E402  (needs the sys.path entry above)
-from vpbx.tooling.stack import free_port  # noqa: E402
+from ports import free_port    # noqa: E402
 from vpbx.adapters.redis.provisioning_store import ProvisioningStore    # noqa: E402
 
 CALLS = int(os.environ.get("BENCH_CALLS", "600"))

@@ -9,7 +9,7 @@ import redis as redis_py
 
 from vpbx.adapters.redis import resp
 from vpbx.adapters.redis.lockstore import LockStore
-from vpbx.tooling.stack import free_port
+from ports import free_port
 from vpbx.adapters.redis.store import Store
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"

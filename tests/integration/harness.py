@@ -10,7 +10,7 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from vpbx.tooling.stack import bindable, free_port  # noqa: F401  (free_port re-exported for the tests)
+from ports import bindable, free_port  # noqa: F401  (free_port re-exported for the tests)
 
 PARTIES = Path(__file__).parent / "parties"
 
