@@ -109,15 +109,18 @@ class FakeStore:
         self.events.extend(events)
         return True
 
-    def call_end(self, callid):
+    def call_end(self, callid, tags=("", "")):
         """As store.call_end: an ordinary call deleted -> None; one the engine looks after
-        kept -> its record; unknown -> {}."""
+        kept -> its record; unknown, or not the dialog of `tags` -> {}."""
         self._trip("call_end")
         record = self.calls.get(callid)
         if record is None:
             return {}
         if record.get("x_v") or record.get("x_join"):
             return dict(record)
+        dialog = {record.get("caller_tag", ""), record.get("callee_tag", "")}
+        if tags[0] and set(tags) != dialog:
+            return {}
         del self.calls[callid]
         return None
 

@@ -152,6 +152,23 @@ def test_call_end_deletes_a_plain_call_with_its_typing_state_and_timers(store, r
     assert r.hgetall(call_key(OTHER)) == other
 
 
+@pytest.mark.parametrize("tags", [("ft1", "tt1"), ("tt1", "ft1")], ids=["caller", "callee"])
+def test_call_end_by_either_party_of_the_dialog_deletes_it(store, r, tags):
+    save_call(store)
+    assert store.call_end(CID, tags) is None
+    assert r.keys("*") == []
+
+
+@pytest.mark.parametrize("tags", [("ft1", "tt2"), ("ft2", "tt1"), ("tt1", "tt1"), ("ft1", "")],
+                         ids=["to", "from", "same", "none"])
+def test_call_end_with_tags_not_the_dialogs_answers_empty_and_touches_nothing(store, r, tags):
+    record = save_call(store)
+    typing_state(store, r, CID)
+    assert store.call_end(CID, tags) == {}
+    assert r.hgetall(call_key(CID)) == record
+    assert len(due_members(r)) == 4 and r.exists(dtmf_key(CID, "caller"), dtmf_key(CID, "callee")) == 2
+
+
 def test_call_end_of_a_call_with_only_timers_removes_the_due_key(store, r):
     save_call(store)
     r.zadd(DUE, {f"{CID} callee rearm": NOW})

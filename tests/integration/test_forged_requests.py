@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from calls import callee, caller, register
+from calls import callee, caller, register, talk
 from conftest import TENANT
 from dtmf_calls import RELAY, caller_info, completed_codes, type_over_audio
 from forged import SDP, STRANGER, Dialog, send
@@ -97,6 +97,28 @@ def test_the_client_on_a_trunk_cannot_type_for_the_employee_it_called(pbx_transf
     a.passed()
     assert completed_codes(pbx, "code", "party") == [("*100", "callee")]
     assert c.received("INFO ") == []
+
+
+@pytest.mark.parametrize("trunk_caller", [False, True], ids=["ext_to_ext", "trunk_to_ext"])
+def test_a_bye_with_the_call_id_but_another_dialogs_tags_ends_nothing(pbx, trunk_caller):
+    """The proxy ends a call's record and media on its BYE, so a BYE must be the dialog's: one
+    with the Call-ID and a wrong tag (a fuzzer's, a confused phone's) gets 481 and is not
+    relayed; the call goes on with audio both ways and ends with its own BYE."""
+    b = callee(pbx, "202")
+    register(pbx, "202", b.port).passed()
+    if trunk_caller:
+        a = caller(pbx, "+4930123456", "202", from_domain="carrier.example",
+                   to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=4000)
+    else:
+        a = caller(pbx, "201", "202", hold_ms=4000)
+    dialog = dialog_of(b)
+    for which in ("callee", "caller"):
+        setattr(dialog, which, getattr(dialog, which).replace("tag=", "tag=x"))
+        assert send(pbx.cfg.sip_port, lambda src: dialog.request("caller", "BYE", 90, src)) == \
+            "SIP/2.0 481 Call/Transaction Does Not Exist"
+    assert pbx.calls.call_load(dialog.callid), "the call's record"
+    talk(pbx, a, b)
+    assert len(b.received("BYE ")) == 1             # the caller's own
 
 
 @pytest.mark.parametrize("method", ["INVITE", "BYE", "MESSAGE", "NOTIFY", "OPTIONS"])

@@ -103,11 +103,22 @@ def test_a_bye_naming_no_call_gets_481_and_is_not_relayed():
     assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and not sip.relayed()
 
 
-def test_an_ordinary_calls_bye_ends_its_media_and_is_relayed():
+@pytest.mark.parametrize("tags", [("ctag", "atag"), ("atag", "ctag")], ids=["caller", "callee"])
+def test_an_ordinary_calls_bye_ends_its_media_and_is_relayed(tags):
     store = FakeStore({CALLID: record()})
-    sip = FakeSip("BYE", pv={"$ci": CALLID}, src=record()["caller_src"])
+    sip = FakeSip("BYE", pv={"$ci": CALLID, "$ft": tags[0], "$tt": tags[1]}, src=record()["caller_src"])
     assert not dialogs(store, sip)[0].bye(CALLID)
     assert ("rtpengine_delete",) in sip.did and CALLID not in store.calls
+
+
+def test_a_bye_with_the_call_id_but_not_the_dialogs_tags_gets_481_and_ends_nothing():
+    """The proxy ends the record and the media on a BYE: one of another dialog (a wrong
+    tag, from a fuzzer or a confused phone) must not end this one's state behind its back."""
+    store = FakeStore({CALLID: record()})
+    sip = FakeSip("BYE", pv={"$ci": CALLID, "$ft": "ctag", "$tt": "other"}, src="udp:127.0.0.7:5080")
+    assert dialogs(store, sip)[0].bye(CALLID)
+    assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and not sip.relayed()
+    assert ("rtpengine_delete",) not in sip.did and store.calls[CALLID] == record()
 
 
 def test_a_bye_in_a_transferred_call_goes_to_the_engine_with_its_record():

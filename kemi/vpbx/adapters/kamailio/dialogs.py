@@ -42,7 +42,8 @@ class Dialogs:
     def bye(self, callid):
         """-> True when routed here; False: an ordinary call's BYE, to relay."""
         sip = self.sip
-        record = self.store.call_end(callid)
+        # Its tags must be the dialog's: the proxy ends the record and the media on it.
+        record = self.store.call_end(callid, (sip.pv("$ft"), sip.pv("$tt")))
         if record == {}:
             self.no_such_dialog()
             return True

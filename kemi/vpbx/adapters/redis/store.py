@@ -229,12 +229,13 @@ class Store:
         side = {caller_tag: "caller", callee_tag: "callee"}.get(to_tag) if to_tag else None
         return (callid, side) if side else None
 
-    def call_end(self, callid):
+    def call_end(self, callid, tags=("", "")):
         """A BYE: delete the record of an ordinary call -> None; a call with a transfer
         engine state, or taken over by one (x_join), is kept for the engine -> its record;
-        no such call -> {}. One round trip either way."""
+        no such call -> {}, as for a BYE whose `tags` (From, To; in either order) are not
+        the dialog's: it ends nothing. One round trip either way."""
         record = self._run(_END_PLAIN_CALL, call_key(callid), DUE,
-                           *(dtmf_key(callid, side) for side in SIDES), callid)
+                           *(dtmf_key(callid, side) for side in SIDES), callid, *tags)
         return None if record is None else _as_dict(record)
 
     # ---- transfers -------------------------------------------------------
@@ -396,10 +397,15 @@ return 1
 """)
 
 _END_PLAIN_CALL = Script(4, """
--- KEYS: call record, due zset, the two sides' typing state;  ARGV: call-id
+-- KEYS: call record, due zset, the two sides' typing state;
+-- ARGV: call-id, the BYE's From and To tags ('' '': not checked)
 if redis.call('exists', KEYS[1]) == 0 then return {} end
-local kept = redis.call('hmget', KEYS[1], 'x_v', 'x_join')
+local kept = redis.call('hmget', KEYS[1], 'x_v', 'x_join', 'caller_tag', 'callee_tag')
 if kept[1] or kept[2] then return redis.call('hgetall', KEYS[1]) end
+local a, b = kept[3] or '', kept[4] or ''
+if ARGV[2] ~= '' and not ((ARGV[2] == a and ARGV[3] == b) or (ARGV[2] == b and ARGV[3] == a)) then
+  return {}
+end
 redis.call('del', KEYS[1], KEYS[3], KEYS[4])
 for _, side in ipairs({'caller', 'callee'}) do
   redis.call('zrem', KEYS[2], ARGV[1] .. ' ' .. side .. ' code', ARGV[1] .. ' ' .. side .. ' rearm')
