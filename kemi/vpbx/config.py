@@ -50,6 +50,9 @@ class Config:
         "redis:// URL of a Redis to use instead of starting a private one")
     redis_port: int = _setting("VPBX_REDIS_PORT", 16379, "`16379`",
                                "port of the private Redis (127.0.0.1)")
+    redis_timeout_ms: int = _setting(
+        "VPBX_REDIS_TIMEOUT_MS", 50, "`50`",
+        "the proxy's bound on one Redis round trip (connect, send, reply), 1-5000 ms")
     ng_port: int = _setting("VPBX_RTPE_PORT", 2223, "`2223`",
                             "port of the private rtpengine's ng socket (on the control address)")
     external_rtpe: str = _setting(
@@ -92,6 +95,8 @@ class Config:
         if low >= high:
             raise ConfigError(f"{env_name('rtp_ports')} takes LOW-HIGH with LOW below HIGH, "
                               f"not {low}-{high}")
+        if not 1 <= self.redis_timeout_ms <= 5000:
+            raise ConfigError(f"{env_name('redis_timeout_ms')} takes 1 to 5000, not {self.redis_timeout_ms}")
         if not 1 <= self.children <= MAX_CHILDREN:
             raise ConfigError(f"{env_name('children')} takes 1 to {MAX_CHILDREN}, not {self.children}")
         for alias in self.aliases:
@@ -232,6 +237,7 @@ def _list(name, text):
 
 
 _PARSE = {"sip_port": _int, "dtmf_port": _int, "redis_port": _int, "ng_port": _int,
+          "redis_timeout_ms": _int,
           "children": _int, "rtp_ports": _port_range, "aliases": _list,
           "var": lambda _, text: Path(text), "sounds": lambda _, text: Path(text),
           "rpc_sock": lambda _, text: Path(text)}

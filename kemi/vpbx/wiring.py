@@ -30,7 +30,7 @@ def build(environ=os.environ):
     install_log()
     cfg = Config.from_env(environ)
     sip = Sip()
-    fast = resp.Client.from_url(cfg.redis_url)
+    fast = resp.Client.from_url(cfg.redis_url, timeout=cfg.redis_timeout_ms / 1000)
     store = Store(fast)
     ng = NgClient(cfg.rtpe_host, cfg.rtpe_port)     # what Kamailio's rtpengine module lacks
     uac = Uac(sip, str(cfg.rpc_sock))

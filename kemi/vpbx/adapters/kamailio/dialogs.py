@@ -3,6 +3,7 @@ legs, REFER and digit routes when the transfer engine looks after the call."""
 from vpbx.core import transfer
 from vpbx.core.call import JoinRef, peer
 from vpbx.adapters.kamailio.invites import RTPE_FLAGS
+from vpbx.adapters.redis.resp import RespConnectionError
 
 SIDE_AVP = "$avp(vpbx_side)"    # "caller" | "callee": who sent an in-dialog request
 # Requests that may come in an early dialog (before the 2xx writes the record), without SDP.
@@ -24,19 +25,34 @@ class Dialogs:
             sip.sl_reply(404, "Not Here")
             return
         callid = sip.pv("$ci")
-        if sip.is_dtmf_info():
-            self.digits.route_info(callid, sip.sender_side())
+        try:
+            if sip.is_dtmf_info():
+                self.digits.route_info(callid, sip.sender_side())
+                return
+            if sip.is_method("BYE"):
+                if self.bye(callid):
+                    return
+            elif sip.is_method("ACK"):
+                if sip.check_trans() == 0:      # the ACK of a 2xx the proxy sent itself
+                    return
+                if sip.has_sdp():               # late offer: the ACK carries the answer
+                    sip.rtpengine_manage(RTPE_FLAGS)
+            elif self.other_request(callid):
+                return
+        except RespConnectionError:
+            self.without_state()
             return
+        sip.relay()
+
+    def without_state(self):
+        """Redis cannot be reached: the request is relayed by its Route as a plain proxy
+        would, checked and recorded by nothing. A BYE still ends the call's media; its record
+        is left to its TTL (docs/architecture.md, "When Redis fails")."""
+        sip = self.sip
         if sip.is_method("BYE"):
-            if self.bye(callid):
-                return
-        elif sip.is_method("ACK"):
-            if sip.check_trans() == 0:      # the ACK of a 2xx the proxy sent itself
-                return
-            if sip.has_sdp():               # late offer: the ACK carries the answer
-                sip.rtpengine_manage(RTPE_FLAGS)
-        elif self.other_request(callid):
-            return
+            sip.rtpengine_delete()
+        elif sip.has_sdp() and (sip.is_method("INVITE") or sip.is_method("UPDATE")):
+            sip.rtpengine_manage(RTPE_FLAGS)
         sip.relay()
 
     def bye(self, callid):

@@ -11,6 +11,7 @@ from vpbx.core import transfer
 from vpbx.core.call import parse_leg_callid
 
 log = logging.getLogger("vpbx.proxy")
+RETRY_AFTER = 2         # seconds: what a 503 for an unreachable Redis tells the sender to wait
 
 
 class Proxy:
@@ -29,6 +30,10 @@ class Proxy:
     def ksr_request_route(self, msg):
         try:
             self.route_request()
+        except resp.RespConnectionError:
+            # Redis unreachable: its client logs when it goes and when it is back.
+            self.sip.add_reply_header(f"Retry-After: {RETRY_AFTER}\r\n")
+            self.sip.reply(503, "Service Unavailable - state store")
         except resp.RespError as exc:
             log.error("vpbx: %s %s: Redis: %s", self.sip.pv("$rm"), self.sip.pv("$ci"), exc)
             self.sip.reply(503, "Service Unavailable - state store")
@@ -101,6 +106,8 @@ class Proxy:
     def _guarded(self, what, handler, *args):
         try:
             handler(*args)
+        except resp.RespConnectionError as exc:
+            log.info("vpbx: %s %s not handled: %s", what, self.sip.pv("$ci"), exc)
         except Exception:
             log.exception("vpbx: %s %s", what, self.sip.pv("$ci"))
         return 1
@@ -129,7 +136,11 @@ class Proxy:
     def ksr_timer(self, msg, evname=""):
         """rtimer, every 100 ms in its own process: what is due (code digit timeouts, DTMF
         guards after a code, the transfer engine's timers)."""
-        for callid, leg, what in self.store.due(time.time()):
+        try:
+            due = self.store.due(time.time())
+        except resp.RespConnectionError:
+            return 1            # Redis unreachable: its client logs when it goes and returns
+        for callid, leg, what in due:
             try:
                 if what == "rearm":
                     self.digits.rearm(callid, leg)

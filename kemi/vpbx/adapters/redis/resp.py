@@ -4,9 +4,20 @@ per round trip, RESP2 over one TCP connection per Kamailio process.
 redis-py costs several times the CPU of the round trip itself (command objects, response
 callbacks, buffered reads); on the proxy's path a call's three round trips are most of the
 Python overhead (docs/benchmarks.md). Provisioning and tools keep using redis-py.
+
+When Redis fails (docs/architecture.md, "When Redis fails"): every round trip is bounded by
+a short timeout; a connection Redis closed meanwhile (a restart) is replaced once, without
+failing the request; and once Redis is found unreachable the client refuses at once
+(RespUnavailable, no wait) for DOWN_FOR seconds, then tries again. One log line when Redis
+goes, one when it is back.
 """
+import logging
 import socket
+import time
 from urllib.parse import unquote, urlparse
+
+log = logging.getLogger("vpbx.redis")
+DOWN_FOR = 1.0          # seconds a client refuses at once after finding Redis unreachable
 
 
 class RespError(Exception):
@@ -17,8 +28,16 @@ class RespConnectionError(RespError):
     pass
 
 
+class RespUnavailable(RespConnectionError):
+    """Refused without trying: Redis was found unreachable less than DOWN_FOR seconds ago."""
+
+
 class _Incomplete(Exception):
     pass
+
+
+class _Stale(Exception):
+    """The connection was closed before any reply byte came: Redis did not run the commands."""
 
 
 def encode(command):
@@ -69,6 +88,8 @@ class Client:
         self.setup += [("SELECT", db)] if db else []
         self.timeout = timeout
         self.sock = None
+        self.down_until = 0.0       # monotonic time until which Redis counts as unreachable
+        self.refused = 0            # requests refused at once since Redis went
 
     @classmethod
     def from_url(cls, url, timeout=2.0):
@@ -81,6 +102,7 @@ class Client:
 
     def _connect(self):
         sock = socket.create_connection(self.address, self.timeout)
+        sock.settimeout(self.timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         if self.setup:
@@ -89,24 +111,68 @@ class Client:
     def pipeline(self, *commands, raise_errors=True):
         """Send the commands in one write and return their replies in order. The first error
         reply is raised as RespError (after every reply was read, so the connection stays in
-        step), or with raise_errors=False returned in its place."""
+        step), or with raise_errors=False returned in its place. RespConnectionError when
+        Redis cannot be reached in time; RespUnavailable at once while it counts as down."""
+        if self.down_until:
+            if time.monotonic() < self.down_until:
+                self.refused += 1
+                raise RespUnavailable(f"Redis {self._name()}: unreachable (refused at once)")
         try:
-            if self.sock is None:
+            try:
+                reused = self.sock is not None
+                if not reused:
+                    self._connect()
+                return self._roundtrip(commands, raise_errors)
+            except _Stale:
+                if not reused:
+                    raise
+                # Redis closed this connection while it was idle (a restart): it has not
+                # seen these commands. One new connection, the request does not fail.
+                self.close()
                 self._connect()
-            return self._roundtrip(commands, raise_errors)
-        except OSError as exc:
+                return self._roundtrip(commands, raise_errors)
+        except (OSError, _Stale) as exc:
             self.close()
-            raise RespConnectionError(f"Redis {self.address[0]}:{self.address[1]}: {exc}") from None
+            self._went_down(exc)
+            raise RespConnectionError(f"Redis {self._name()}: {exc or 'connection closed'}") from None
+        finally:
+            if self.down_until and time.monotonic() >= self.down_until and self.sock is not None:
+                self._came_back()
+
+    def _name(self):
+        return f"{self.address[0]}:{self.address[1]}"
+
+    def _went_down(self, exc):
+        if not self.down_until:
+            log.error("vpbx: Redis %s unreachable (%s): requests that need it are refused "
+                      "for %.0f s at a time until it answers again", self._name(),
+                      exc or "connection closed", DOWN_FOR)
+        self.down_until = time.monotonic() + DOWN_FOR
+
+    def _came_back(self):
+        log.warning("vpbx: Redis %s reachable again (%d requests refused meanwhile)",
+                    self._name(), self.refused)
+        self.down_until, self.refused = 0.0, 0
 
     def _roundtrip(self, commands, raise_errors):
         sock = self.sock
         assert sock is not None         # connected by pipeline()
-        sock.sendall(b"".join(encode(c) for c in commands))
+        try:
+            sock.sendall(b"".join(encode(c) for c in commands))
+        except (BrokenPipeError, ConnectionResetError) as exc:
+            raise _Stale(str(exc)) from None
         buf = b""
         while True:
-            chunk = sock.recv(65536)
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError as exc:
+                if buf:
+                    raise
+                raise _Stale(str(exc)) from None
             if not chunk:
-                raise ConnectionResetError("connection closed by Redis")
+                if buf:
+                    raise ConnectionResetError("connection closed by Redis")
+                raise _Stale("connection closed by Redis")
             buf += chunk
             try:
                 replies, pos = [], 0
