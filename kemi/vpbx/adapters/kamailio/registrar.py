@@ -1,6 +1,7 @@
 """REGISTER (the registrar: bindings in Redis) and OPTIONS outside a dialog."""
 import time
 
+from vpbx.adapters.redis.resp import RespConnectionError
 from vpbx.core import registration, routing
 from vpbx.core.routing import address
 
@@ -10,10 +11,17 @@ class Registrar:
         self.store, self.sip, self.guard, self.auth = store, sip, guard, auth
 
     def route_options(self):
+        """OPTIONS to the proxy (keepalives, monitoring): 200, counted against the source's
+        rate — and still 200, uncounted, while Redis cannot be reached."""
         ip, port = self.sip.pvs("$si", "$sp")
         hostport, now = address(ip, port), time.time()
-        if self.guard.held("options", hostport, now) or self.guard.refused(
-                "options", hostport, self.store.options_rate(hostport, ip, now), now):
+        if self.guard.held("options", hostport, now):
+            return
+        try:
+            rate = self.store.options_rate(hostport, ip, now)
+        except RespConnectionError:
+            rate = None
+        if self.guard.refused("options", hostport, rate, now):
             return
         self.sip.sl_reply(200, "OK")
 

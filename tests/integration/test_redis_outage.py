@@ -1,0 +1,64 @@
+"""A node while its Redis hangs (SIGSTOP), with the real daemons: OPTIONS answered at once,
+new calls and registrations refused fast with Retry-After, the BYE of a call in progress
+relayed and its media ended; afterwards every request works again by itself."""
+import os
+import signal
+import time
+import uuid
+
+from calls import callee, caller, read_port, register
+from conftest import PASSWORD, TENANT
+from sipclient import SipClient
+
+from vpbx.tooling import stack
+
+
+def options(client, port):
+    start = time.monotonic()
+    response = client.request("OPTIONS", "200", f"127.0.0.1:{port}")
+    return response, time.monotonic() - start
+
+
+def test_a_hanging_redis(pbx):
+    port = pbx.cfg.sip_port
+    b = callee(pbx, "201")
+    register(pbx, "201", b.port).passed()
+    a = caller(pbx, "200", "201", password=PASSWORD, hold_ms=4000)      # A hangs up after 4 s
+    read_port(pbx.workdir, a.name)                                       # answered
+    [key] = pbx.store.call_keys()
+    client = SipClient(port, timeout=2.0)
+    redis_pid = stack.running(pbx.cfg)["redis"]
+    os.kill(redis_pid, signal.SIGSTOP)
+    try:
+        took = []
+        for _ in range(40):
+            response, seconds = options(client, port)
+            assert response.code == 200
+            took.append(seconds)
+        took.sort()
+        assert took[int(0.99 * len(took))] < 0.05, took          # p99 under 50 ms
+        start = time.monotonic()
+        refused = client.request("INVITE", "201", TENANT, to_user="200", callid=uuid.uuid4().hex)
+        assert refused.code == 503 and refused.header("Retry-After") == "2"
+        assert time.monotonic() - start < 0.2
+        start = time.monotonic()
+        refused = client.request("REGISTER", "201", TENANT)
+        assert refused.code == 503 and time.monotonic() - start < 0.2
+        a.passed()          # A's BYE was relayed to B and answered 200
+        b.passed()
+        assert pbx.cfg.ng().calls() == []                       # its media ended
+    finally:
+        os.kill(redis_pid, signal.SIGCONT)
+    # The record the BYE could not delete is left to its TTL (6 h): it is there, and goes.
+    assert pbx.redis.exists(key) and 0 < pbx.redis.ttl(key)
+    pbx.redis.delete(key)
+    # Redis is back: after at most a second every worker uses it again, without a failure.
+    time.sleep(1.2)
+    for _ in range(8):      # every worker: none answers 503 from a dead connection
+        assert client.request("REGISTER", "202", TENANT).code == 200
+    b2 = callee(pbx, "201", name="callee2")
+    register(pbx, "201", b2.port).passed()
+    a2 = caller(pbx, "200", "201", password=PASSWORD, name="caller2")
+    a2.passed()
+    b2.passed()
+    client.close()
