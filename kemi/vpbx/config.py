@@ -51,7 +51,7 @@ class Config:
     redis_port: int = _setting("VPBX_REDIS_PORT", 16379, "`16379`",
                                "port of the private Redis (127.0.0.1)")
     redis_timeout_ms: int = _setting(
-        "VPBX_REDIS_TIMEOUT_MS", 20, "`20`",
+        "VPBX_REDIS_TIMEOUT_MS", 50, "`50`",
         "the proxy's bound on one Redis round trip (connect, send, reply), 1-5000 ms")
     ng_port: int = _setting("VPBX_RTPE_PORT", 2223, "`2223`",
                             "port of the private rtpengine's ng socket (on the control address)")

@@ -31,12 +31,14 @@ def test_a_hanging_redis(pbx):
     os.kill(redis_pid, signal.SIGSTOP)
     try:
         took = []
-        for _ in range(40):
+        for _ in range(500):
             response, seconds = options(client, port)
             assert response.code == 200
             took.append(seconds)
         took.sort()
-        assert took[int(0.99 * len(took))] < 0.05, took          # p99 under 50 ms
+        # p99 under 50 ms: only the first request of each worker waits (one timeout).
+        assert took[int(0.99 * len(took))] < 0.05, took[-10:]
+        assert took[-1] < 0.05 + 0.05, took[-10:]
         start = time.monotonic()
         refused = client.request("INVITE", "201", TENANT, to_user="200", callid=uuid.uuid4().hex)
         assert refused.code == 503 and refused.header("Retry-After") == "2"
