@@ -298,6 +298,7 @@ class FakeSip:
 
     def rtpengine_manage(self, flags):
         self._do("rtpengine_manage", flags)
+        return True
 
     def rtpengine_delete(self):
         self._do("rtpengine_delete")

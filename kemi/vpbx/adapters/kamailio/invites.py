@@ -76,8 +76,12 @@ class Invites:
             "callee_role": callee_role, "callee_ext": callee_ext,
             "callee_uri": to_uri, "callee_target": ruri,
         }))
-        if sdp:
-            sip.rtpengine_manage(RTPE_FLAGS)
+        if sdp and not sip.rtpengine_manage(RTPE_FLAGS):
+            # Never connected unanchored: without rtpengine the call is refused.
+            log.warning("vpbx: INVITE %s refused: rtpengine did not take the offer", sip.pv("$ci"))
+            sip.add_reply_header("Retry-After: 2\r\n")
+            sip.reply(503, "Service Unavailable - media relay")
+            return
         sip.on_reply("ksr_onreply_invite")
         sip.on_failure("ksr_failure_invite")
         sip.relay()

@@ -169,8 +169,9 @@ class Sip:
         KSR.hdr.remove(name)
         KSR.hdr.append(f"{name}: {value}\r\n")
 
-    def rtpengine_manage(self, flags: str) -> None:
-        KSR.rtpengine.rtpengine_manage(flags)
+    def rtpengine_manage(self, flags: str) -> bool:
+        """Offer or answer the message's SDP to rtpengine -> False when rtpengine failed."""
+        return KSR.rtpengine.rtpengine_manage(flags) > 0
 
     def rtpengine_delete(self) -> None:
         KSR.rtpengine.rtpengine_delete("")
