@@ -49,8 +49,7 @@ class Proxy:
         if self.route_reqinit():
             return
         if sip.is_method("CANCEL"):
-            if sip.check_trans() > 0:
-                sip.relay()
+            self.route_cancel()
             return
         if sip.has_totag():
             leg = parse_leg_callid(sip.pv("$ci"))
@@ -80,6 +79,18 @@ class Proxy:
             sip.sl_reply(403, "Forbidden - REFER outside a dialog")
         else:
             sip.sl_reply(405, "Method Not Allowed")
+
+    def route_cancel(self):
+        """A CANCEL goes where its INVITE went (tm). One whose INVITE this Kamailio never saw
+        (it was restarted while the call rang) gets 481, and the call's offer-only media
+        session goes; the callee, whom nothing here can reach, rings until its own timeout."""
+        rc = self.sip.check_trans()
+        if rc > 0:
+            self.sip.relay()
+        elif rc < 0:                        # (0: a retransmission tm has answered again)
+            log.info("vpbx: CANCEL %s: no such INVITE transaction here", self.sip.pv("$ci"))
+            self.sip.rtpengine_delete()
+            self.sip.sl_reply(481, "Call/Transaction Does Not Exist")
 
     def route_reqinit(self):
         """Sanity and loop checks; True when the request has been answered."""
