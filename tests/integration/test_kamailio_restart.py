@@ -1,12 +1,13 @@
-"""Kamailio killed and started again while a call rings (SIGKILL, then `up`), with the real
-daemons: the caller's CANCEL, which the new Kamailio cannot match, is answered 481 and the
-call's media session goes; nothing is left in rtpengine, Redis or tm."""
+"""Kamailio killed and started again (SIGKILL, then `up`), with the real daemons: a call in
+progress goes on and ends through the new Kamailio; a ringing call's CANCEL, which the new
+Kamailio cannot match, is answered 481 and its media session goes; nothing is left in
+rtpengine, Redis or tm."""
 import os
 import signal
 import time
 
-from conftest import TENANT
-from calls import register
+from calls import callee, caller, read_port, register, talk
+from conftest import PASSWORD, TENANT
 from harness import Sipp, wait_for
 
 from vpbx.tooling import stack
@@ -20,12 +21,30 @@ def test_a_cancel_after_a_restart_is_answered_and_cleans_up(pbx):
                         "to_domain": TENANT})
     wait_for(lambda: "INVITE sip:201@" in b.messages(), what="B ringing")
     wait_for(lambda: pbx.cfg.ng().calls(), what="the call's offer in rtpengine")
+    restart_kamailio(pbx)
+    a.passed()                                  # its CANCEL got 481
+    assert "SIP/2.0 481" in a.messages()
+    wait_for(lambda: pbx.cfg.ng().calls() == [], what="the offer-only media session gone")
+    b.stop()                                    # B still rings: nothing can reach it now
+
+
+def restart_kamailio(pbx):
     os.killpg(stack.running(pbx.cfg)["kamailio"], signal.SIGKILL)
     deadline = time.monotonic() + 5
     while "kamailio" in stack.running(pbx.cfg) and time.monotonic() < deadline:
         time.sleep(0.05)
     stack.up(pbx.cfg, say=lambda _: None)
-    a.passed()                                  # its CANCEL got 481
-    assert "SIP/2.0 481" in a.messages()
-    wait_for(lambda: pbx.cfg.ng().calls() == [], what="the offer-only media session gone")
-    b.stop()                                    # B still rings: nothing can reach it now
+
+
+def test_a_call_in_progress_goes_on_through_the_restarted_proxy(pbx):
+    """The call's Record-Route and its Redis record are all a new Kamailio needs: audio goes
+    on (rtpengine keeps the session), and the BYE is relayed and cleans up."""
+    b = callee(pbx, "201")
+    register(pbx, "201", b.port).passed()
+    a = caller(pbx, "200", "201", password=PASSWORD, hold_ms=6000)
+    read_port(pbx.workdir, a.name)                                       # answered
+    restart_kamailio(pbx)
+    talk(pbx, a, b)                             # both hear each other after the restart
+    a.passed()                                  # A's BYE, through the new Kamailio
+    b.passed()
+    assert pbx.store.call_keys() == []
