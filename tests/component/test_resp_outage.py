@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from conftest import _start, _stop
+from redis_server import start as _start, stop as _stop
 
 from vpbx.adapters.redis import resp
 
