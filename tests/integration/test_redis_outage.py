@@ -51,9 +51,11 @@ def test_a_hanging_redis(pbx):
         assert pbx.cfg.ng().calls() == []                       # its media ended
     finally:
         os.kill(redis_pid, signal.SIGCONT)
-    # The record the BYE could not delete is left to its TTL (6 h): it is there, and goes.
-    assert pbx.redis.exists(key) and 0 < pbx.redis.ttl(key)
-    pbx.redis.delete(key)
+    # The BYE's delete either never reached Redis (the worker refused at once): the record is
+    # left to its TTL (6 h); or it timed out after being sent, and Redis ran it on waking up.
+    if pbx.redis.exists(key):
+        assert 0 < pbx.redis.ttl(key)
+        pbx.redis.delete(key)
     # Redis is back: after at most a second every worker uses it again, without a failure.
     time.sleep(1.2)
     for _ in range(8):      # every worker: none answers 503 from a dead connection
