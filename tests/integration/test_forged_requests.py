@@ -140,3 +140,19 @@ def test_the_proxy_relays_no_request_of_a_dialog_it_does_not_know(pbx, method):
         assert status == "SIP/2.0 481 Call/Transaction Does Not Exist"
         with pytest.raises(socket.timeout):
             victim.recv(4096)
+
+
+def test_a_strangers_cancel_for_a_call_ends_nothing(pbx):
+    """A CANCEL no INVITE transaction here matches (forged with a call's identifiers) gets
+    481; the call's media is not touched: both parties still hear each other."""
+    b = callee(pbx, "202", hold_ms=5000, hangup="callee")
+    register(pbx, "202", b.port).passed()
+    a = caller(pbx, "201", "202", hangup="callee")
+    dialog = dialog_of(b)
+    read_port(pbx.workdir, a.name)
+    status = send(pbx.cfg.sip_port, lambda src: dialog.request("caller", "CANCEL", 1, src))
+    assert status == "SIP/2.0 481 Call/Transaction Does Not Exist"
+    assert len(pbx.cfg.ng().calls()) == 1
+    talk(pbx, a, b)
+    a.passed()
+    b.passed()

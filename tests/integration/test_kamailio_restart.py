@@ -1,7 +1,7 @@
 """Kamailio killed and started again (SIGKILL, then `up`), with the real daemons: a call in
 progress goes on and ends through the new Kamailio; a ringing call's CANCEL, which the new
-Kamailio cannot match, is answered 481 and its media session goes; nothing is left in
-rtpengine, Redis or tm."""
+Kamailio cannot match, is answered 481 (it got no answer at all); nothing else is left in
+Redis or tm."""
 import os
 import signal
 import time
@@ -13,7 +13,7 @@ from harness import Sipp, wait_for
 from vpbx.tooling import stack
 
 
-def test_a_cancel_after_a_restart_is_answered_and_cleans_up(pbx):
+def test_a_cancel_after_a_restart_is_answered(pbx):
     b = Sipp(pbx.workdir, "callee_ringing", pbx.address, variables={"user": "201"})
     register(pbx, "201", b.port).passed()
     a = Sipp(pbx.workdir, "caller_cancel_orphan", pbx.address, duration_ms=4000,
@@ -24,8 +24,12 @@ def test_a_cancel_after_a_restart_is_answered_and_cleans_up(pbx):
     restart_kamailio(pbx)
     a.passed()                                  # its CANCEL got 481
     assert "SIP/2.0 481" in a.messages()
-    wait_for(lambda: pbx.cfg.ng().calls() == [], what="the offer-only media session gone")
     b.stop()                                    # B still rings: nothing can reach it now
+    # Who sent the CANCEL cannot be checked without the transaction, so the proxy leaves the
+    # offer-only media session to rtpengine's timeouts (a forged CANCEL must not end a
+    # call's media): it is there, and the test ends it.
+    [callid] = pbx.cfg.ng().calls()
+    pbx.cfg.ng().command("delete", call_id=callid)
 
 
 def restart_kamailio(pbx):

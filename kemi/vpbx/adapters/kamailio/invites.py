@@ -79,6 +79,7 @@ class Invites:
         if sdp and not sip.rtpengine_manage(RTPE_FLAGS):
             # Never connected unanchored: without rtpengine the call is refused.
             log.warning("vpbx: INVITE %s refused: rtpengine did not take the offer", sip.pv("$ci"))
+            sip.rtpengine_delete()          # whatever part of the offer rtpengine did keep
             sip.add_reply_header("Retry-After: 2\r\n")
             sip.reply(503, "Service Unavailable - media relay")
             return

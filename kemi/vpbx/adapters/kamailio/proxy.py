@@ -81,15 +81,16 @@ class Proxy:
             sip.sl_reply(405, "Method Not Allowed")
 
     def route_cancel(self):
-        """A CANCEL goes where its INVITE went (tm). One whose INVITE this Kamailio never saw
-        (it was restarted while the call rang) gets 481, and the call's offer-only media
-        session goes; the callee, whom nothing here can reach, rings until its own timeout."""
+        """A CANCEL goes where its INVITE went (tm). One whose INVITE this Kamailio does not
+        have (it was restarted while the call rang, or the CANCEL is forged) gets 481 and
+        changes nothing: who sent it cannot be checked, so the call's media session is not
+        touched (rtpengine's own timeouts end an offer that never got media)."""
         rc = self.sip.check_trans()
         if rc > 0:
             self.sip.relay()
         elif rc < 0:                        # (0: a retransmission tm has answered again)
-            log.info("vpbx: CANCEL %s: no such INVITE transaction here", self.sip.pv("$ci"))
-            self.sip.rtpengine_delete()
+            log.info("vpbx: CANCEL %s from %s: no such INVITE transaction here",
+                     self.sip.pv("$ci"), self.sip.source())
             self.sip.sl_reply(481, "Call/Transaction Does Not Exist")
 
     def route_reqinit(self):
