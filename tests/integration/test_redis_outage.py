@@ -1,10 +1,13 @@
-"""A node while its Redis hangs (SIGSTOP), with the real daemons: OPTIONS answered at once,
-new calls and registrations refused fast with Retry-After, the BYE of a call in progress
-relayed and its media ended; afterwards every request works again by itself."""
+"""A node while its Redis hangs (SIGSTOP) or is stopped (SIGTERM, then `up`), with the real
+daemons: OPTIONS answered at once, new calls and registrations refused fast with
+Retry-After, the BYE of a call in progress relayed and its media ended; afterwards every
+request works again by itself."""
 import os
 import signal
 import time
 import uuid
+
+import pytest
 
 from calls import callee, caller, read_port, register
 from conftest import PASSWORD, TENANT
@@ -19,7 +22,33 @@ def options(client, port):
     return response, time.monotonic() - start
 
 
-def test_a_hanging_redis(pbx):
+class Hang:
+    """SIGSTOP: connections stay open and nothing answers (every read times out)."""
+    def __init__(self, pbx):
+        self.pid = stack.running(pbx.cfg)["redis"]
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def end(self):
+        os.kill(self.pid, signal.SIGCONT)
+
+
+class Stop:
+    """SIGTERM: Redis saves its dump and exits (connections refused); `up` starts it again
+    on the same port, with what it saved."""
+    def __init__(self, pbx):
+        self.cfg = pbx.cfg
+        os.kill(stack.running(pbx.cfg)["redis"], signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while "redis" in stack.running(pbx.cfg):
+            assert time.monotonic() < deadline, "Redis did not stop"
+            time.sleep(0.05)
+
+    def end(self):
+        stack.up(self.cfg, say=lambda _: None)
+
+
+@pytest.mark.parametrize("fault", [Hang, Stop], ids=["hanging", "stopped"])
+def test_redis_outage(pbx, fault):
     port = pbx.cfg.sip_port
     b = callee(pbx, "201")
     register(pbx, "201", b.port).passed()
@@ -27,8 +56,7 @@ def test_a_hanging_redis(pbx):
     read_port(pbx.workdir, a.name)                                       # answered
     [key] = pbx.store.call_keys()
     client = SipClient(port, timeout=2.0)
-    redis_pid = stack.running(pbx.cfg)["redis"]
-    os.kill(redis_pid, signal.SIGSTOP)
+    outage = fault(pbx)
     try:
         took = []
         for _ in range(500):
@@ -50,9 +78,10 @@ def test_a_hanging_redis(pbx):
         b.passed()
         assert pbx.cfg.ng().calls() == []                       # its media ended
     finally:
-        os.kill(redis_pid, signal.SIGCONT)
+        outage.end()
     # The BYE's delete either never reached Redis (the worker refused at once): the record is
-    # left to its TTL (6 h); or it timed out after being sent, and Redis ran it on waking up.
+    # left to its TTL (6 h; a stopped Redis saved it); or it timed out after being sent, and a
+    # hung Redis ran it on waking up.
     ttl = pbx.redis.ttl(key)        # (-2: gone; read once, Redis may be running it right now)
     if ttl != -2:
         assert ttl > 0
