@@ -24,6 +24,7 @@ from vpbx.adapters.redis.store import Store, call_key    # noqa: E402
 from vpbx.adapters.rtpengine.media import Media      # noqa: E402
 from vpbx.adapters.rtpengine.sounds import Sounds    # noqa: E402
 from vpbx.core import transfer as t                  # noqa: E402
+from vpbx.core.route_mark import RouteMark           # noqa: E402
 from vpbx.engine.transfers import Engine             # noqa: E402
 
 B_SRC = "udp:127.0.0.1:5072"
@@ -57,7 +58,7 @@ class World:
         engine = Engine(self.store, lambda callid: Media(self.ng, callid), uac, Sounds(self.sounds))
         senders = Senders(self.store, sip)
         legs = Legs(self.store, engine, sip, uac, senders, None)
-        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None)
+        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, RouteMark("b" * 32))
 
     def counted(self, action):
         before = self.fast.trips, self.fast.commands

@@ -88,6 +88,19 @@ class FakeStore:
         if callid in self.calls:
             self.calls[callid].update(fields)
 
+    def call_update_from(self, callid, side, sender, fields):
+        """As store.call_update_from: -> ((phase, a, c, join), written); (None, True) for an
+        unknown call."""
+        self._trip("call_update_from")
+        record = self.calls.get(callid)
+        if record is None:
+            return None, True
+        known = tuple(record.get(f, "") for f in ("x_phase", "x_a", "x_c", "x_join"))
+        if (known[0] or known[3]) and record.get(f"{side}_src") != sender:
+            return known, False
+        record.update(fields)
+        return known, True
+
     def transfer_save(self, callid, version, fields, due=(), events=(), others=None, ends=None):
         self._trip("transfer_save")
         record = self.calls.get(callid)
@@ -206,6 +219,7 @@ class FakeSip:
         self.newtran_rc = 1
         self.check_trans_rc = 1
         self.sent = []          # uac_send: (method, ruri, nexthop, socket, headers, body)
+        self.route_params = {}
 
     # reading
     def pv(self, name):
@@ -258,6 +272,13 @@ class FakeSip:
     # answering
     def _do(self, *what):
         self.did.append(what)
+
+    def record_route(self, params=""):
+        self._do("record_route", params)
+
+    def route_param_is(self, name, value):
+        """The proxy's Route parameters are in `route_params` ({name: value})."""
+        return self.route_params.get(name) == value
 
     def reply(self, code, reason):
         self._do("reply", code, reason)

@@ -66,7 +66,7 @@ class Config:
                               "comma-separated host:port other names of this proxy")
     auth_secret: str = _setting(
         "VPBX_AUTH_SECRET", "", "*(unset)*",
-        "digest nonce secret (32-256 of A-Za-z0-9._~+/=-); unset: the one in Redis")
+        "digest nonce and Record-Route mark secret (32-256 of A-Za-z0-9._~+/=-); unset: the one in Redis")
     var: Path = _setting("VPBX_VAR", ROOT / "var", "`var/` in the source tree",
                          "runtime directory: run/, log/, redis/, sounds/")
     sounds: Path = _setting("VPBX_SOUNDS", None, "`$VPBX_VAR/sounds`",

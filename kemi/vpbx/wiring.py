@@ -2,6 +2,7 @@
 calls build() once when it loads vpbx (before it forks its workers: nothing connects here,
 each process connects to Redis on its first command)."""
 import os
+import secrets
 
 from vpbx.adapters.redis import resp
 from vpbx.adapters.kamailio.auth import Auth
@@ -18,6 +19,7 @@ from vpbx.adapters.rtpengine.media import Media
 from vpbx.adapters.rtpengine.ngclient import NgClient
 from vpbx.adapters.kamailio.proxy import Proxy
 from vpbx.adapters.kamailio.refers import Refers
+from vpbx.core.route_mark import RouteMark
 from vpbx.adapters.kamailio.registrar import Registrar
 from vpbx.adapters.kamailio.senders import Senders
 from vpbx.adapters.rtpengine.sounds import Sounds
@@ -41,8 +43,11 @@ def build(environ=os.environ):
     digits = Digits(store, engine, ng, sip, senders)
     legs = Legs(store, engine, sip, uac, senders, digits)
     refers = Refers(store, engine, sip, uac, senders)
+    # The secret the nodes share (scripts/vpbx passes it); a random one, without it, makes
+    # the marks of calls set up before a restart unknown.
+    mark = RouteMark(cfg.auth_secret or secrets.token_hex(32))
     return Proxy(sip, store, engine, guard, (cfg.control, cfg.dtmf_port),
                  registrar=Registrar(store, sip, guard, auth),
-                 invites=Invites(store, ng, sip, guard, auth),
-                 dialogs=Dialogs(store, sip, senders, refers, legs, digits),
+                 invites=Invites(store, ng, sip, guard, auth, mark),
+                 dialogs=Dialogs(store, sip, senders, refers, legs, digits, mark),
                  legs=legs, digits=digits)

@@ -4,6 +4,8 @@ import re
 import socket
 import uuid
 
+import pytest
+
 STRANGER = "127.0.0.7"      # stands for a host of the phones' network
 
 
@@ -74,3 +76,22 @@ m=audio {port} RTP/AVP 0\r
 a=rtpmap:0 PCMU/8000\r
 a=sendrecv\r
 """
+
+
+def assert_not_relayed(pbx, method, mark="0123456789abcdef0123"):
+    """A made-up dialog's request (with a made-up mark of the proxy in its Route) gets 481
+    and the host its Request-URI names receives nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as victim:
+        victim.bind(("127.0.0.1", 0))
+        victim.settimeout(1.0)
+        made_up = Dialog(
+            f"INVITE x SIP/2.0\r\nCall-ID: madeup-{method}@{STRANGER}\r\n"
+            f"From: <sip:0049900123@{STRANGER}>;tag=f1\r\nContact: <sip:x@{STRANGER}>\r\n"
+            f"Record-Route: <sip:127.0.0.1:{pbx.cfg.sip_port};lr;ftag=f1;vpbx={mark}>\r\n",
+            f"SIP/2.0 200 OK\r\nTo: <sip:0049900123@carrier.example>;tag=t1\r\n"
+            f"Contact: <sip:0049900123@127.0.0.1:{victim.getsockname()[1]}>\r\n")
+        status = send(pbx.cfg.sip_port, lambda src: made_up.request(
+            "caller", method, 2, src, body=SDP.format(ip=STRANGER, port=40000) if method == "INVITE" else ""))
+        assert status == "SIP/2.0 481 Call/Transaction Does Not Exist"
+        with pytest.raises(socket.timeout):
+            victim.recv(4096)

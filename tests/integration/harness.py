@@ -252,5 +252,10 @@ def kamcmd(stack_cfg, *args):
 
 
 def tm_current(stack_cfg):
-    match = re.search(r"current:\s*(\d+)", kamcmd(stack_cfg, "tm.stats"))
+    return tm_stat(stack_cfg, "current")
+
+
+def tm_stat(stack_cfg, name):
+    """A counter of tm.stats (current, created, ...); -1 when missing."""
+    match = re.search(rf"\b{name}:\s*(\d+)", kamcmd(stack_cfg, "tm.stats"))
     return int(match.group(1)) if match else -1

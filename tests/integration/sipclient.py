@@ -56,6 +56,17 @@ class SipClient:
     def request(self, method, user, domain, *, to_user=None, callid=None, cseq=1,
                 authorization="", contact_port=None, user_agent="Yealink SIP-T46S"):
         """REGISTER (To = From = user@domain) or INVITE (to to_user@domain) -> final response."""
+        message = self.message(method, user, domain, to_user=to_user, callid=callid, cseq=cseq,
+                               authorization=authorization, contact_port=contact_port,
+                               user_agent=user_agent)
+        response = self.send(message)
+        if method == "INVITE":
+            self.ack(message, response)
+        return response
+
+    def message(self, method, user, domain, *, to_user=None, callid=None, cseq=1,
+                authorization="", contact_port=None, user_agent="Yealink SIP-T46S"):
+        """The request text `request` sends (sent again as it is: a retransmission)."""
         callid = callid or uuid.uuid4().hex
         to_user = user if method == "REGISTER" else to_user or user
         ruri = f"sip:{domain}" if method == "REGISTER" else f"sip:{to_user}@{domain}"
@@ -68,15 +79,18 @@ class SipClient:
             f"Contact: {contact}\r\nUser-Agent: {user_agent}\r\n"
             + ("Expires: 300\r\n" if method == "REGISTER" else "")
             + authorization + "Content-Length: 0\r\n\r\n")
-        response = self.send(message)
-        if method == "INVITE":          # a final answer to an INVITE is acknowledged
-            self.sock.sendto((
-                f"ACK {ruri} SIP/2.0\r\n"
-                f"Via: SIP/2.0/UDP {self.ip}:{self.port};branch={_branch(message)};rport\r\n"
-                f"Max-Forwards: 70\r\nFrom: <sip:{user}@{domain}>;tag={callid[:8]}\r\n"
-                f"To: {response.header('To')}\r\nCall-ID: {callid}\r\nCSeq: {cseq} ACK\r\n"
-                f"Content-Length: 0\r\n\r\n").encode(), self.proxy)
-        return response
+        return message
+
+    def ack(self, invite, response):
+        """Acknowledge a final answer to `invite` (a negative one: the same branch)."""
+        ruri = invite.split(" ", 2)[1]
+        head = {name.lower(): value for name, value in re.findall(r"^([\w-]+): (.*?)\r$", invite, re.M)}
+        self.sock.sendto((
+            f"ACK {ruri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {self.ip}:{self.port};branch={_branch(invite)};rport\r\n"
+            f"Max-Forwards: 70\r\nFrom: {head['from']}\r\n"
+            f"To: {response.header('To')}\r\nCall-ID: {head['call-id']}\r\n"
+            f"CSeq: {head['cseq'].split()[0]} ACK\r\nContent-Length: 0\r\n\r\n").encode(), self.proxy)
 
     def login(self, method, user, domain, password, *, auth_user=None, to_user=None, contact_port=None):
         """The request, then again with digest credentials for the challenge (qop=auth)

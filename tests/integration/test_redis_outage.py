@@ -11,6 +11,9 @@ import pytest
 
 from calls import callee, caller, read_port, register
 from conftest import PASSWORD, TENANT
+from forged import assert_not_relayed
+from harness import exchange_media, tm_stat, wait_for
+from transfer_calls import target
 from sipclient import SipClient
 
 from vpbx.tooling import stack
@@ -74,6 +77,17 @@ def test_redis_outage(pbx, fault):
         start = time.monotonic()
         refused = client.request("REGISTER", "201", TENANT)
         assert refused.code == 503 and time.monotonic() - start < 0.2
+        # The 503 is given in a transaction: tm answers the retransmissions by itself.
+        created = tm_stat(pbx.cfg, "created")
+        for method in ("REGISTER", "INVITE"):
+            request = client.message(method, "202", TENANT, to_user="201")
+            answers = [client.send(request) for _ in range(3)]
+            assert {(a.code, a.header("To")) for a in answers} == {(503, answers[0].header("To"))}
+            if method == "INVITE":
+                client.ack(request, answers[0])
+        assert tm_stat(pbx.cfg, "created") == created + 2
+        for method in ("BYE", "INVITE"):        # not an open relay meanwhile
+            assert_not_relayed(pbx, method)
         a.passed()          # A's BYE was relayed to B and answered 200
         b.passed()
         assert pbx.cfg.ng().calls() == []                       # its media ended
@@ -96,3 +110,25 @@ def test_redis_outage(pbx, fault):
     a2.passed()
     b2.passed()
     client.close()
+
+
+def test_a_call_answered_while_redis_is_stopped_ends_cleanly(pbx):
+    """B answers while Redis is down: the record cannot be written, the call is connected
+    (anchored: rtpengine took the answer) and, Redis back without the record, its BYE is
+    still relayed — the proxy's mark in the Route tells it is one of its calls — and ends
+    the media. Without the mark that BYE got 481 and B stayed in the call."""
+    b = target(pbx, "201", ring_ms=2500, hold_ms=15000)
+    a = caller(pbx, "200", "201", password=PASSWORD, hold_ms=5000)
+    wait_for(lambda: pbx.cfg.ng().calls(), what="A's offer in rtpengine")
+    outage = Stop(pbx)
+    try:
+        a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
+        assert {a_dest, b_dest}.isdisjoint({a.media.port, b.media.port}), "anchored"
+        exchange_media((a.media, a_dest), (b.media, b_dest))
+    finally:
+        outage.end()
+    assert a.media.received[b.media.ssrc] >= 20 and b.media.received[a.media.ssrc] >= 20
+    assert pbx.store.call_keys() == []              # never written
+    a.passed()                                      # its BYE answered 200 by B
+    b.passed()
+    assert pbx.cfg.ng().calls() == []

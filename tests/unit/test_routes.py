@@ -5,13 +5,16 @@ from fakes import FakeSip, FakeStore
 from test_engine import CALLID, TENANT, record
 
 from vpbx.core import transfer as t
+from vpbx.core.route_mark import RouteMark
 from vpbx.adapters.kamailio.dialogs import Dialogs
 from vpbx.adapters.kamailio.legs import Legs
+from vpbx.adapters.kamailio.proxy import Proxy
 from vpbx.adapters.kamailio.refers import Refers
 from vpbx.adapters.kamailio.senders import Senders
 from vpbx.adapters.kamailio.uac import Uac
 
 TRUNK = "127.0.0.1:5090"
+MARK = RouteMark("m" * 32)
 
 
 class RecordingEngine:
@@ -94,7 +97,8 @@ def test_the_uac_speaks_to_an_original_side_as_its_peer():
 def dialogs(store, sip):
     senders = Senders(store, sip)
     engine = RecordingEngine()
-    return Dialogs(store, sip, senders, None, Legs(store, engine, sip, None, senders, None), None), engine
+    legs = Legs(store, engine, sip, None, senders, None)
+    return Dialogs(store, sip, senders, None, legs, None, MARK), engine
 
 
 def test_a_bye_naming_no_call_gets_481_and_is_not_relayed():
@@ -119,6 +123,64 @@ def test_a_bye_with_the_call_id_but_not_the_dialogs_tags_gets_481_and_ends_nothi
     assert dialogs(store, sip)[0].bye(CALLID)
     assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and not sip.relayed()
     assert ("rtpengine_delete",) not in sip.did and store.calls[CALLID] == record()
+
+
+def our_call_without_record(method, *, side="caller", mark=None):
+    """A request in a call this proxy routed (the mark in its Route) that Redis has no
+    record of: its 2xx came while Redis was unreachable, or a Redis restart lost it."""
+    tags = ("ctag", "atag") if side == "caller" else ("atag", "ctag")
+    sip = FakeSip(method, pv={"$ci": CALLID, "$ft": tags[0], "$tt": tags[1]}, side=side)
+    sip.route_params = {"vpbx": mark or MARK.of(CALLID, "ctag")}
+    return FakeStore(), sip
+
+
+@pytest.mark.parametrize("side", ["caller", "callee"])
+def test_our_calls_bye_without_a_record_ends_its_media_and_is_relayed(side):
+    store, sip = our_call_without_record("BYE", side=side)
+    assert not dialogs(store, sip)[0].bye(CALLID)
+    assert ("rtpengine_delete",) in sip.did and sip.answers() == []
+
+
+@pytest.mark.parametrize("mark", ["0" * 20, MARK.of(CALLID, "atag"), MARK.of("other@h", "ctag")],
+                         ids=["made_up", "callee_tag", "other_call"])
+def test_a_bye_without_record_and_without_our_mark_gets_481(mark):
+    store, sip = our_call_without_record("BYE", mark=mark)
+    assert dialogs(store, sip)[0].bye(CALLID)
+    assert sip.answers() == [(481, "Call/Transaction Does Not Exist")]
+    assert ("rtpengine_delete",) not in sip.did
+
+
+def test_a_bye_with_our_mark_but_a_wrong_tag_of_a_recorded_call_gets_481():
+    """The mark proves the caller's tag only: the callee's tag is checked by the record."""
+    store = FakeStore({CALLID: record()})
+    sip = FakeSip("BYE", pv={"$ci": CALLID, "$ft": "ctag", "$tt": "other"})
+    sip.route_params = {"vpbx": MARK.of(CALLID, "ctag")}
+    assert dialogs(store, sip)[0].bye(CALLID)
+    assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and CALLID in store.calls
+
+
+def test_our_calls_reinvite_without_a_record_is_relayed_through_rtpengine():
+    store, sip = our_call_without_record("INVITE")
+    sip.sdp = True
+    assert not dialogs(store, sip)[0].other_request(CALLID)
+    assert any(d[0] == "rtpengine_manage" for d in sip.did) and sip.answers() == []
+
+
+def test_a_reinvite_without_record_and_without_our_mark_gets_481():
+    store, sip = our_call_without_record("INVITE", mark="0" * 20)
+    sip.sdp = True
+    assert dialogs(store, sip)[0].other_request(CALLID)
+    assert sip.answers() == [(481, "Call/Transaction Does Not Exist")]
+
+
+@pytest.mark.parametrize("mark", [MARK.of(CALLID, "ctag"), "0" * 20], ids=["ours", "made_up"])
+def test_while_redis_is_unreachable_only_our_calls_requests_are_relayed(mark):
+    store, sip = our_call_without_record("BYE", mark=mark)
+    dialogs(store, sip)[0].without_state(CALLID)
+    if mark == MARK.of(CALLID, "ctag"):
+        assert sip.relayed() and ("rtpengine_delete",) in sip.did
+    else:
+        assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and not sip.relayed()
 
 
 def test_a_bye_in_a_transferred_call_goes_to_the_engine_with_its_record():
@@ -149,3 +211,22 @@ def test_a_legs_2xx_goes_to_the_engine_with_its_facts():
     assert fields == {"leg1_tag": "btag", "leg1_sdp": "v=0\r\n", "leg1_src": "udp:127.0.0.1:5072",
                       "leg1_contact": "sip:100@127.0.0.1:5072"}
     assert store.trips == []            # no write of its own: the engine commits them
+
+
+def bare_proxy(sip):
+    return Proxy(sip, None, None, None, ("127.0.0.1", 0), registrar=None, invites=None,
+                 dialogs=None, legs=None, digits=None)
+
+
+def test_a_request_redis_cannot_serve_gets_503_in_a_transaction():
+    sip = FakeSip("INVITE")
+    bare_proxy(sip).refuse_unavailable()
+    assert sip.did == [("newtran",), ("header", "Retry-After: 2\r\n"),
+                       ("reply", 503, "Service Unavailable - state store")]
+
+
+def test_a_retransmission_tm_has_answered_costs_nothing_more():
+    sip = FakeSip("REGISTER")
+    sip.newtran_rc = 0
+    bare_proxy(sip).refuse_unavailable()
+    assert sip.did == [("newtran",)]

@@ -157,7 +157,9 @@ def up(cfg: Config, timeout: float = 20.0, say: Callable[[str], object] = print)
             say(f"{name}: already running (process group {already[name]})")
             continue
         if name == "kamailio":      # after Redis has started
-            argv = [*argv, "-A", f'AUTH_SECRET="{auth_secret(cfg)}"']
+            secret = auth_secret(cfg)   # for digest nonces (-A) and the Python routing (env)
+            argv = [*argv, "-A", f'AUTH_SECRET="{secret}"']
+            env = {**env, config.env_name("auth_secret"): secret}
         log = cfg.var / "log" / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -1,6 +1,6 @@
 """In-dialog requests (loose-routed by their Route): relayed as a proxy does, or handed to the
 legs, REFER and digit routes when the transfer engine looks after the call."""
-from vpbx.core import transfer
+from vpbx.core import route_mark, transfer
 from vpbx.core.call import JoinRef, peer
 from vpbx.adapters.kamailio.invites import RTPE_FLAGS
 from vpbx.adapters.redis.resp import RespConnectionError
@@ -11,9 +11,17 @@ EARLY_DIALOG = ("PRACK", "UPDATE", "INFO")
 
 
 class Dialogs:
-    def __init__(self, store, sip, senders, refers, legs, digits):
+    def __init__(self, store, sip, senders, refers, legs, digits, mark):
         self.store, self.sip, self.senders = store, sip, senders
         self.refers, self.legs, self.digits = refers, legs, digits
+        self.mark = mark                    # route_mark.RouteMark
+
+    def ours(self, callid):
+        """Whether the request's Route carries this proxy's mark of the call: it is one of
+        our calls, whatever Redis knows of it (core/route_mark.py)."""
+        sip = self.sip
+        caller_tag = sip.pv("$ft") if sip.sender_side() == "caller" else sip.pv("$tt")
+        return sip.route_param_is(route_mark.PARAM, self.mark.of(callid, caller_tag))
 
     def route(self):
         sip = self.sip
@@ -40,15 +48,19 @@ class Dialogs:
             elif self.other_request(callid):
                 return
         except RespConnectionError:
-            self.without_state()
+            self.without_state(callid)
             return
         sip.relay()
 
-    def without_state(self):
-        """Redis cannot be reached: the request is relayed by its Route as a plain proxy
-        would, checked and recorded by nothing. A BYE still ends the call's media; its record
-        is left to its TTL (docs/architecture.md, "When Redis fails")."""
+    def without_state(self, callid):
+        """Redis cannot be reached: a request of one of our calls (its Route's mark) is
+        relayed as a plain proxy would, checked and recorded by nothing; any other gets 481.
+        A BYE still ends the call's media; its record is left to its TTL
+        (docs/architecture.md, "When Redis fails")."""
         sip = self.sip
+        if not self.ours(callid):
+            self.no_such_dialog()
+            return
         if sip.is_method("BYE"):
             sip.rtpengine_delete()
         elif sip.has_sdp() and (sip.is_method("INVITE") or sip.is_method("UPDATE")):
@@ -61,6 +73,11 @@ class Dialogs:
         # Its tags must be the dialog's: the proxy ends the record and the media on it.
         record = self.store.call_end(callid, (sip.pv("$ft"), sip.pv("$tt")))
         if record == {}:
+            if self.ours(callid) and not self.store.call_load(callid):
+                # Our call with no record (its 2xx came while Redis was unreachable, or a
+                # Redis restart lost it): it ends as an ordinary call.
+                sip.rtpengine_delete()
+                return False
             self.no_such_dialog()
             return True
         if record is None:                  # an ordinary call, deleted
@@ -87,7 +104,7 @@ class Dialogs:
         if sdp:
             fields[f"{side}_sdp"] = sip.pv("$rb")
         known, written = self.store.call_update_from(callid, side, sip.source(), fields)
-        if known is None and (sdp or method not in EARLY_DIALOG):
+        if known is None and (sdp or method not in EARLY_DIALOG) and not self.ours(callid):
             self.no_such_dialog()
             return True
         if not written:

@@ -5,7 +5,7 @@ import logging
 import time
 
 from vpbx.engine import codes
-from vpbx.core import refer, routing, settings
+from vpbx.core import refer, route_mark, routing, settings
 from vpbx.core.call import SIDES
 from vpbx.core.routing import address
 from vpbx.adapters.rtpengine.media import Media
@@ -19,8 +19,9 @@ TX_AVP = "$avp(vpbx)"           # the INVITE's facts, carried by the transaction
 
 
 class Invites:
-    def __init__(self, store, ng, sip, guard, auth):
+    def __init__(self, store, ng, sip, guard, auth, mark):
         self.store, self.ng, self.sip, self.guard, self.auth = store, ng, sip, guard, auth
+        self.mark = mark                    # route_mark.RouteMark
 
     def route_invite(self):
         sip = self.sip
@@ -61,7 +62,7 @@ class Invites:
         else:
             ruri, callee_role, callee_ext = f"sip:{ruri_user}@{target.hostport}", "trunk", ""
         sip.set_pv("$ru", ruri)
-        sip.record_route()
+        sip.record_route(f";{route_mark.PARAM}={self.mark.of(sip.pv('$ci'), from_tag)}")
         sdp = sip.has_sdp()
         sip.set_pv(TX_AVP, json.dumps({
             # The tenant's settings as the call starts: changes apply from the next call.

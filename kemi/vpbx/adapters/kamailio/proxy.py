@@ -31,9 +31,7 @@ class Proxy:
         try:
             self.route_request()
         except resp.RespConnectionError:
-            # Redis unreachable: its client logs when it goes and when it is back.
-            self.sip.add_reply_header(f"Retry-After: {RETRY_AFTER}\r\n")
-            self.sip.reply(503, "Service Unavailable - state store")
+            self.refuse_unavailable()
         except resp.RespError as exc:
             log.error("vpbx: %s %s: Redis: %s", self.sip.pv("$rm"), self.sip.pv("$ci"), exc)
             self.sip.reply(503, "Service Unavailable - state store")
@@ -41,6 +39,16 @@ class Proxy:
             log.exception("vpbx: %s %s", self.sip.pv("$rm"), self.sip.pv("$ci"))
             self.sip.reply(500, "Server Internal Error")
         return 1
+
+    def refuse_unavailable(self):
+        """Redis unreachable (its client logs when it goes and when it is back): 503 with
+        Retry-After, in a transaction, so that tm answers the request's retransmissions
+        again by itself and they cost Redis nothing."""
+        sip = self.sip
+        if not sip.is_method("ACK") and sip.newtran() == 0:
+            return                          # a retransmission tm has answered
+        sip.add_reply_header(f"Retry-After: {RETRY_AFTER}\r\n")
+        sip.reply(503, "Service Unavailable - state store")
 
     def route_request(self):
         sip = self.sip

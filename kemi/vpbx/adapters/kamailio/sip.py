@@ -108,8 +108,18 @@ class Sip:
     def loose_route(self) -> bool:
         return KSR.rr.loose_route() >= 0
 
-    def record_route(self) -> None:
-        KSR.rr.record_route()
+    def record_route(self, params: str = "") -> None:
+        """params: ';name=value...' added to the Record-Route URI (echoed in the Routes of
+        the dialog's requests)."""
+        if params:
+            KSR.rr.record_route_params(params)
+        else:
+            KSR.rr.record_route()
+
+    def route_param_is(self, name: str, value: str) -> bool:
+        """After loose_route: whether the proxy's own Route carries ;name=value (value: only
+        characters with no meaning in a regular expression)."""
+        return KSR.rr.check_route_param(f"(^|;){name}={value}(;|$)") > 0
 
     def auth_check(self, realm: str, secret: str) -> int:
         """Digest check against an HA1 (pv_auth_check with the From/To user) -> its code."""
