@@ -1,12 +1,16 @@
 """A node whose rtpengine is gone (SIGKILL), with the real daemons: a new call is refused
 with 503, never connected with its media unanchored; once `up` has started rtpengine again,
-calls are anchored again."""
+calls are anchored again, and the calls that were up at the kill get their media back on
+the same ports (rtpengine restores its sessions from its own Redis database)."""
 import os
 import signal
 import time
 
+import pytest
+
 from calls import callee, caller, probe, read_port, register, talk
 from conftest import PASSWORD
+from harness import exchange_media
 
 from vpbx.tooling import stack
 
@@ -14,7 +18,7 @@ from vpbx.tooling import stack
 def test_no_call_is_connected_unanchored(pbx):
     b = callee(pbx, "201")
     register(pbx, "201", b.port).passed()
-    os.killpg(stack.running(pbx.cfg)["rtpengine"], signal.SIGKILL)
+    kill_rtpengine(pbx)
     try:
         start = time.monotonic()
         answer = probe(pbx, "202", "201")
@@ -28,3 +32,49 @@ def test_no_call_is_connected_unanchored(pbx):
     a = caller(pbx, "200", "201", password=PASSWORD)
     read_port(pbx.workdir, a.name)
     talk(pbx, a, b)
+
+
+@pytest.mark.parametrize("trunk_caller", [False, True], ids=["extension", "trunk"])
+def test_a_call_in_progress_gets_its_media_back(pbx, trunk_caller):
+    """Audio both ways, rtpengine SIGKILLed (silence both ways), `up`: the restarted rtpengine
+    has the call again, on the ports both parties were given, and they hear each other; the
+    caller's BYE then ends it in rtpengine and in rtpengine's Redis database (the fixture's
+    leak check)."""
+    b = callee(pbx, "201")
+    register(pbx, "201", b.port).passed()
+    if trunk_caller:
+        a = caller(pbx, "+4930123456", "201", from_domain="carrier.example",
+                   to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=8000)
+    else:
+        a = caller(pbx, "200", "201", password=PASSWORD, hold_ms=8000)
+    a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
+    [callid] = pbx.cfg.ng().calls()
+    assert heard(a, a_dest, b, b_dest) == (True, True)
+    assert pbx.rtpe_redis.exists(callid), "the session in rtpengine's Redis database"
+    kill_rtpengine(pbx)
+    try:
+        assert heard(a, a_dest, b, b_dest) == (False, False)     # the gap
+    finally:
+        stack.up(pbx.cfg, say=lambda _: None)
+    assert pbx.cfg.ng().calls() == [callid]
+    assert heard(a, a_dest, b, b_dest) == (True, True)
+    a.passed()                                      # A's BYE, relayed: B got it and answered
+    b.passed()
+    assert pbx.cfg.ng().calls() == [] and list(pbx.rtpe_redis.scan_iter()) == []
+
+
+def kill_rtpengine(pbx):
+    os.killpg(stack.running(pbx.cfg)["rtpengine"], signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while "rtpengine" in stack.running(pbx.cfg) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def heard(a, a_dest, b, b_dest):
+    """Both parties send RTP to the ports their SDP gave them: (A heard B, B heard A); each
+    hears nothing but the other."""
+    a.media.flush()
+    b.media.flush()
+    exchange_media((a.media, a_dest), (b.media, b_dest))
+    assert set(a.media.received) <= {b.media.ssrc} and set(b.media.received) <= {a.media.ssrc}
+    return a.media.received[b.media.ssrc] >= 20, b.media.received[a.media.ssrc] >= 20
