@@ -1,7 +1,8 @@
 """A node whose rtpengine is gone (SIGKILL), with the real daemons: a new call is refused
 with 503, never connected with its media unanchored; once `up` has started rtpengine again,
 calls are anchored again, and the calls that were up at the kill get their media back on
-the same ports (rtpengine restores its sessions from its own Redis database)."""
+the same ports (rtpengine restores its sessions from its own Redis database), and a call
+that rang at the kill and is answered after the restart is anchored."""
 import os
 import signal
 import time
@@ -10,7 +11,7 @@ import pytest
 
 from calls import callee, caller, probe, read_port, register, talk
 from conftest import PASSWORD
-from harness import exchange_media
+from harness import RtpPeer, Sipp, exchange_media
 
 from vpbx.tooling import stack
 
@@ -61,6 +62,31 @@ def test_a_call_in_progress_gets_its_media_back(pbx, trunk_caller):
     a.passed()                                      # A's BYE, relayed: B got it and answered
     b.passed()
     assert pbx.cfg.ng().calls() == [] and list(pbx.rtpe_redis.scan_iter()) == []
+
+
+RING_MS = 6000
+
+
+def test_a_call_ringing_at_the_kill_is_answered_through_the_restarted_rtpengine(pbx):
+    """The offer, kept in rtpengine's database, is restored: B's 200 after the restart is
+    answered through it, and both hear each other through rtpengine."""
+    media = RtpPeer(0xB0B)
+    b = Sipp(pbx.workdir, "callee_late", pbx.address, name="callee", duration_ms=RING_MS,
+             variables={"user": "201", "rtp_port": media.port, "outdir": pbx.workdir,
+                        "party": "callee"})
+    b.media = media
+    register(pbx, "201", b.port).passed()
+    a = caller(pbx, "200", "201", password=PASSWORD, hold_ms=3000)
+    b_dest = read_port(pbx.workdir, b.name)             # B rings
+    rings = time.monotonic()
+    kill_rtpengine(pbx)
+    stack.up(pbx.cfg, say=lambda _: None)
+    assert time.monotonic() - rings < RING_MS / 1000 - 1, "B answered before the restart"
+    a_dest = read_port(pbx.workdir, a.name)             # answered
+    assert {a_dest, b_dest}.isdisjoint({a.media.port, b.media.port}), "anchored in rtpengine"
+    assert heard(a, a_dest, b, b_dest) == (True, True)
+    a.passed()
+    b.passed()
 
 
 def kill_rtpengine(pbx):
