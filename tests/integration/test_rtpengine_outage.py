@@ -61,6 +61,7 @@ def test_a_call_in_progress_gets_its_media_back(pbx, trunk_caller):
     assert heard(a, a_dest, b, b_dest) == (True, True)
     a.passed()                                      # A's BYE, relayed: B got it and answered
     b.passed()
+    assert len(b.received("INVITE ")) == 1 and a.received("INVITE ") == []    # no re-INVITE
     assert pbx.cfg.ng().calls() == [] and list(pbx.rtpe_redis.scan_iter()) == []
 
 

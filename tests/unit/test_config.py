@@ -77,6 +77,8 @@ def test_ipv6():
     {"VPBX_REDIS_URL": "redis://10.0.0.2:6380/1", "VPBX_RTPE_ADDR": "[::1]:2224",
      "VPBX_ALIASES": "a:1,b:2", "VPBX_AUTH_SECRET": SECRET, "VPBX_VAR": "/tmp/v",
      "VPBX_RTP_PORTS": "2000-2001"},
+    {"VPBX_RTPE_REDIS_DB": "off"},
+    {"VPBX_RTPE_REDIS_DB": "7"},
 ])
 def test_to_env_gives_the_same_configuration(env):
     """What the stack hands Kamailio: the proxy reads the very configuration back."""
@@ -114,7 +116,7 @@ def test_to_env_gives_the_same_configuration(env):
     ({"VPBX_AUTH_SECRET": SECRET + "\n"}, "VPBX_AUTH_SECRET takes 32 to 256 characters"),
     ({"VPBX_ALIASES": "a.example:5060\nb:1"}, "VPBX_ALIASES takes comma-separated host:port"),
     ({"VPBX_DTMF_PORT": "5060"}, "VPBX_DTMF_PORT must differ from VPBX_SIP_PORT on one address"),
-    ({"VPBX_RTPE_REDIS_DB": "16"}, "VPBX_RTPE_REDIS_DB takes 0 to 15, not 16"),
+    ({"VPBX_RTPE_REDIS_DB": "16"}, "VPBX_RTPE_REDIS_DB takes 0 to 15 or off, not 16"),
     ({"VPBX_RTPE_REDIS_DB": "one"}, "VPBX_RTPE_REDIS_DB takes a whole number"),
     ({"VPBX_RTPE_REDIS_DB": "0"}, "VPBX_RTPE_REDIS_DB must differ from the proxy's Redis database (0)"),
     ({"VPBX_REDIS_URL": "redis://h:6379/1"},
@@ -125,6 +127,10 @@ def test_bad_values_are_refused_naming_the_variable(env, message):
         Config.from_env(env)
     assert str(caught.value).startswith(message)
     assert isinstance(caught.value, ValueError)         # scripts/vpbx: message, exit status 2
+
+
+def test_rtpengine_may_keep_no_sessions():
+    assert Config.from_env({"VPBX_RTPE_REDIS_DB": "off"}).rtpe_redis_db is None
 
 
 def test_the_dtmf_port_may_equal_the_sip_port_on_another_address():

@@ -40,3 +40,9 @@ def test_a_password_stays_off_the_command_line(tmp_path):
 def test_a_redis_user_rtpengine_cannot_log_in_as_is_refused(tmp_path):
     with pytest.raises(stack.StackError, match="other than 'default'"):
         written(tmp_path, VPBX_REDIS_URL="redis://vpbx:pw@10.0.0.2:6380/0")
+
+
+def test_off_keeps_no_sessions(tmp_path):
+    text, _ = written(tmp_path, VPBX_RTPE_REDIS_DB="off",
+                      VPBX_REDIS_URL="redis://vpbx:pw@10.0.0.2:6380/0")   # no login needed
+    assert redis_lines(text) == []

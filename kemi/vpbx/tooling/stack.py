@@ -111,17 +111,19 @@ def _rtpengine_conf(cfg):
 def write_rtpengine_conf(cfg: Config) -> None:
     """rtpengine/rtpengine.conf plus where this instance's rtpengine keeps its sessions:
     the proxy's Redis, database VPBX_RTPE_REDIS_DB. In a file of the owner's only, not on
-    the command line, which every local user can read: the URL may hold a password."""
+    the command line, which every local user can read: the URL may hold a password.
+    VPBX_RTPE_REDIS_DB=off: rtpengine keeps no sessions."""
     u = urlparse(cfg.redis_url)
-    if u.username and u.username != "default":
+    if cfg.rtpe_redis_db is not None and u.username and u.username != "default":
         # rtpengine 10.5 sends AUTH with a password only, as the default user.
         raise StackError("rtpengine cannot log in to Redis as a user other than 'default': "
                          "give VPBX_REDIS_URL a password only (redis://:PASSWORD@HOST:PORT/DB)")
     password = f"{u.password}@" if u.password else ""
     host = f"[{u.hostname}]" if ":" in (u.hostname or "") else (u.hostname or "127.0.0.1")
     text = (ROOT / "rtpengine" / "rtpengine.conf").read_text()
-    text += (f"\n# Written by vpbx's stack for this instance.\n"
-             f"redis = {password}{host}:{u.port or 6379}/{cfg.rtpe_redis_db}\n")
+    if cfg.rtpe_redis_db is not None:
+        text += (f"\n# Written by vpbx's stack for this instance.\n"
+                 f"redis = {password}{host}:{u.port or 6379}/{cfg.rtpe_redis_db}\n")
     path = _rtpengine_conf(cfg)
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
