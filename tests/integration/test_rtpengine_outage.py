@@ -11,6 +11,7 @@ import pytest
 
 from calls import callee, caller, probe, read_port, register, talk
 from conftest import PASSWORD
+from dtmf_calls import completed_codes, type_over_audio
 from harness import RtpPeer, Sipp, exchange_media
 
 from vpbx.tooling import stack
@@ -63,6 +64,29 @@ def test_a_call_in_progress_gets_its_media_back(pbx, trunk_caller):
     b.passed()
     assert len(b.received("INVITE ")) == 1 and a.received("INVITE ") == []    # no re-INVITE
     assert pbx.cfg.ng().calls() == [] and list(pbx.rtpe_redis.scan_iter()) == []
+
+
+def test_feature_codes_after_a_restart(pbx_transfer):
+    """rtpengine still reports the digits of a restored call: codes are collected. The guard
+    that keeps a code from the other party (`block DTMF` with its `*` trigger) is not in
+    rtpengine's store, so the first code after the restart is heard by the other party; the
+    proxy arms the guard again after each code, so the next one is held back."""
+    pbx = pbx_transfer
+    b = callee(pbx, "202", hold_ms=0)
+    register(pbx, "202", b.port).passed()
+    a = caller(pbx, "201", "202", hold_ms=9000)
+    a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
+    kill_rtpengine(pbx)
+    stack.up(pbx.cfg, say=lambda _: None)
+    assert heard(a, a_dest, b, b_dest) == (True, True)
+    for n, leaked in ((1, ["*", "1", "0", "0"]), (2, [])):
+        b.media.events.clear()
+        type_over_audio(a.media, a_dest, b.media, b_dest, "*100")
+        assert completed_codes(pbx, "party", "code", "source") == [("caller", "*100", "rtp")] * n
+        assert b.media.events == leaked
+        time.sleep(0.5)                         # the guard is armed again 0.3 s after a code
+    a.passed()
+    b.passed()
 
 
 RING_MS = 6000
