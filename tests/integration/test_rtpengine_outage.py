@@ -1,8 +1,9 @@
 """A node whose rtpengine is gone (SIGKILL), with the real daemons: a new call is refused
 with 503, never connected with its media unanchored; once `up` has started rtpengine again,
 calls are anchored again, and the calls that were up at the kill get their media back on
-the same ports (rtpengine restores its sessions from its own Redis database), and a call
-that rang at the kill and is answered after the restart is anchored."""
+the same ports (rtpengine restores its sessions from its own Redis database), a transferred
+call too, and a call that rang at the kill and is answered after the restart is anchored;
+feature codes still work (the first one is heard by the other party)."""
 import os
 import signal
 import time
@@ -12,7 +13,8 @@ import pytest
 from calls import callee, caller, probe, read_port, register, talk
 from conftest import PASSWORD
 from dtmf_calls import completed_codes, type_over_audio
-from harness import RtpPeer, Sipp, exchange_media
+from harness import RtpPeer, Sipp, exchange_media, wait_for
+from transfer_calls import target, transferring_call, who_hears
 
 from vpbx.tooling import stack
 
@@ -87,6 +89,26 @@ def test_feature_codes_after_a_restart(pbx_transfer):
         time.sleep(0.5)                         # the guard is armed again 0.3 s after a code
     a.passed()
     b.passed()
+
+
+def test_a_transferred_call_gets_its_media_back(pbx_transfer):
+    """After an attended transfer C and B are parties the proxy linked inside rtpengine (no
+    SIP tags of theirs): restored too; B's BYE ends the call everywhere (call-id delete)."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=200, hold_ms=9000)
+    a, c = transferring_call(pbx, "*100", hold_ms=3000)
+    c_dest = read_port(pbx.workdir, c.name)
+    a.passed()                                  # A hangs up after talking to B
+    wait_for(lambda: any(e.get("kind") == "completed" for _, e in pbx.calls.events()),
+             what="the transfer completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_dest)}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    kill_rtpengine(pbx)
+    stack.up(pbx.cfg, say=lambda _: None)
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert len(c.received("INVITE ")) == 1                  # C never got a re-INVITE
 
 
 RING_MS = 6000
