@@ -18,6 +18,8 @@ from transfer_calls import target, transferring_call, who_hears
 
 from vpbx.tooling import stack
 
+STRANGER = "127.0.0.7"
+
 
 def test_no_call_is_connected_unanchored(pbx):
     b = callee(pbx, "201")
@@ -89,6 +91,33 @@ def test_feature_codes_after_a_restart(pbx_transfer):
         time.sleep(0.5)                         # the guard is armed again 0.3 s after a code
     a.passed()
     b.passed()
+
+
+def test_a_restored_call_still_takes_media_only_from_its_parties(pbx_transfer):
+    """strict-source is restored with the session: after the restart a stranger who sends
+    RFC 4733 events to the employee's port first gets nothing reported and nothing through;
+    the employee's own code counts."""
+    pbx = pbx_transfer
+    b = callee(pbx, "202", hold_ms=0)
+    register(pbx, "202", b.port).passed()
+    a = caller(pbx, "201", "202", hold_ms=14000)
+    a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)
+    # rtpengine learns where A sends from until 3-4 s after the last signalling, then
+    # holds to that address (test_control_plane.py).
+    a.media.exchange(a_dest, 250)
+    kill_rtpengine(pbx)
+    stack.up(pbx.cfg, say=lambda _: None)
+    intruder = RtpPeer(0xBAD, ip=STRANGER)
+    try:
+        type_over_audio(intruder, a_dest, b.media, b_dest, "*202#")
+        assert completed_codes(pbx, "code") == []
+        type_over_audio(a.media, a_dest, b.media, b_dest, "*100")
+    finally:
+        intruder.close()
+    a.passed()
+    b.passed()
+    assert completed_codes(pbx, "code", "source") == [("*100", "rtp")]
+    assert 0xBAD not in b.media.received, "the stranger's packets reached B"
 
 
 def test_a_transferred_call_gets_its_media_back(pbx_transfer):
