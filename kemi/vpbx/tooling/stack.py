@@ -35,6 +35,8 @@ class Config(config.Config):
 
     def rtpe_redis(self) -> Redis:     # (in this class, `redis` is the method above)
         """rtpengine's own Redis database (its sessions), beside the proxy's."""
+        if self.rtpe_redis_db is None:
+            raise ValueError("VPBX_RTPE_REDIS_DB is off: rtpengine keeps no sessions")
         u = urlparse(self.redis_url)
         return redis.Redis(host=u.hostname or "127.0.0.1", port=u.port or 6379, db=self.rtpe_redis_db,
                            username=u.username or None, password=u.password or None,
