@@ -61,7 +61,9 @@ def test_a_call_in_progress_gets_its_media_back(pbx, trunk_caller):
     try:
         assert heard(a, a_dest, b, b_dest) == (False, False)     # the gap
     finally:
+        start = time.monotonic()
         stack.up(pbx.cfg, say=lambda _: None)
+        print(f"rtpengine answering again {time.monotonic() - start:.2f} s after `up` began")
     assert pbx.cfg.ng().calls() == [callid]
     assert heard(a, a_dest, b, b_dest) == (True, True)
     a.passed()                                      # A's BYE, relayed: B got it and answered
