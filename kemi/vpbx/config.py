@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]      # the source tree (kemi/vpbx/con
 _SECRET = re.compile(r"[A-Za-z0-9._~+/=-]{32,256}")
 _ALIAS = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 MAX_CHILDREN = 1024
+MAX_REDIS_DB = 15           # Redis has databases 0-15 unless its `databases` setting says more
 
 
 class ConfigError(ValueError):
@@ -58,6 +59,10 @@ class Config:
     external_rtpe: str = _setting(
         "VPBX_RTPE_ADDR", "", "*(unset)*",
         "IP:port of the ng socket of a running rtpengine to use instead of starting one")
+    rtpe_redis_db: int | None = _setting(
+        "VPBX_RTPE_REDIS_DB", 1, "`1`",
+        "Redis database (0-15, not the proxy's) where the private rtpengine keeps its sessions; "
+        "`off`: none")
     rtp_ports: tuple = _setting("VPBX_RTP_PORTS", (30000, 30999), "`30000-30999`",
                                 "rtpengine's RTP port range, LOW-HIGH")
     children: int = _setting("VPBX_CHILDREN", 4, "`4`",
@@ -97,6 +102,12 @@ class Config:
                               f"not {low}-{high}")
         if not 1 <= self.redis_timeout_ms <= 5000:
             raise ConfigError(f"{env_name('redis_timeout_ms')} takes 1 to 5000, not {self.redis_timeout_ms}")
+        if self.rtpe_redis_db is not None and not 0 <= self.rtpe_redis_db <= MAX_REDIS_DB:
+            raise ConfigError(f"{env_name('rtpe_redis_db')} takes 0 to {MAX_REDIS_DB} "
+                              f"or off, not {self.rtpe_redis_db}")
+        if self.private_rtpe and self.rtpe_redis_db == self.redis_db:
+            raise ConfigError(f"{env_name('rtpe_redis_db')} must differ from the proxy's Redis "
+                              f"database ({self.redis_db})")
         if not 1 <= self.children <= MAX_CHILDREN:
             raise ConfigError(f"{env_name('children')} takes 1 to {MAX_CHILDREN}, not {self.children}")
         for alias in self.aliases:
@@ -135,6 +146,11 @@ class Config:
     @property
     def redis_url(self):
         return self.external_redis or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def redis_db(self):
+        """The number of the proxy's Redis database (the URL's /DB, 0 when absent)."""
+        return int(urlparse(self.redis_url).path.strip("/") or 0)
 
     @property
     def private_redis_port(self):
@@ -193,6 +209,10 @@ def _int(name, text):
     return int(text)
 
 
+def _int_or_off(name, text):
+    return None if text.strip() == "off" else _int(name, text)
+
+
 def _port(name, number):
     if not 1 <= number <= 65535:
         raise ConfigError(f"{env_name(name)}: {number} is no port (1-65535)")
@@ -237,8 +257,9 @@ def _list(name, text):
 
 
 _PARSE = {"sip_port": _int, "dtmf_port": _int, "redis_port": _int, "ng_port": _int,
-          "redis_timeout_ms": _int,
+          "redis_timeout_ms": _int, "rtpe_redis_db": _int_or_off,
           "children": _int, "rtp_ports": _port_range, "aliases": _list,
           "var": lambda _, text: Path(text), "sounds": lambda _, text: Path(text),
           "rpc_sock": lambda _, text: Path(text)}
-_RENDER = {"rtp_ports": lambda ports: f"{ports[0]}-{ports[1]}", "aliases": ",".join}
+_RENDER = {"rtp_ports": lambda ports: f"{ports[0]}-{ports[1]}", "aliases": ",".join,
+           "rtpe_redis_db": lambda db: "off" if db is None else str(db)}

@@ -26,6 +26,7 @@ class Pbx:
     def __init__(self, cfg):
         self.cfg = cfg
         self.redis = cfg.redis()
+        self.rtpe_redis = cfg.rtpe_redis()                         # rtpengine's sessions
         self.store = ProvisioningStore(self.redis)                  # as scripts/vpbx provisions
         self.calls = Store(resp.Client.from_url(cfg.redis_url))    # the proxy's per-call store
         self.address = f"127.0.0.1:{cfg.sip_port}"
@@ -46,10 +47,12 @@ class Pbx:
 
     def leaks(self):
         """What a finished call left behind: Redis call keys (record, typing state, pending
-        digit timeouts), rtpengine calls, tm transactions."""
+        digit timeouts), rtpengine calls and the sessions it keeps in its own Redis database,
+        tm transactions."""
         redis = self.store.call_keys() + sorted(self.redis.scan_iter("vpbx:dtmf:{*"))
         redis += self.redis.zrange(DUE, 0, -1)
-        return {"redis": redis, "rtpengine": self.cfg.ng().calls(), "tm": tm_current(self.cfg)}
+        return {"redis": redis, "rtpengine": self.cfg.ng().calls(),
+                "rtpengine_redis": sorted(self.rtpe_redis.scan_iter()), "tm": tm_current(self.cfg)}
 
 
 @pytest.fixture(scope="session")
@@ -77,7 +80,7 @@ def pbx(running_stack, tmp_path):
     pbx.provision(pbx.trunk_port, pbx.outbound_port)
     pbx.workdir = tmp_path
     yield pbx
-    empty = {"redis": [], "rtpengine": [], "tm": 0}
+    empty = {"redis": [], "rtpengine": [], "rtpengine_redis": [], "tm": 0}
     wait_for(lambda: pbx.leaks() == empty, timeout=12, what=f"no leaks (left: {pbx.leaks()})")
 
 

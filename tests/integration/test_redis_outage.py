@@ -100,6 +100,13 @@ def test_redis_outage(pbx, fault):
     if ttl != -2:
         assert ttl > 0
         pbx.redis.delete(key)
+    # rtpengine's copy of the session likewise (redis-cmd-timeout, then Redis disabled for a
+    # while): deleted late, or left to its redis-expires (6 h).
+    callid = key.split("{", 1)[1].rstrip("}")
+    ttl = pbx.rtpe_redis.ttl(callid)
+    if ttl != -2:
+        assert 0 < ttl <= 6 * 3600
+        pbx.rtpe_redis.delete(callid)
     # Redis is back: after at most a second every worker uses it again, without a failure.
     time.sleep(1.2)
     for _ in range(8):      # every worker: none answers 503 from a dead connection

@@ -23,6 +23,7 @@ def test_defaults():
     assert (cfg.rtpe_host, cfg.rtpe_port) == ("127.0.0.1", 2223)
     assert cfg.dtmf_socket == "127.0.0.1:5070" and cfg.host == "127.0.0.1"
     assert cfg.rtp_ports == (30000, 30999) and cfg.children == 4
+    assert cfg.redis_db == 0 and cfg.rtpe_redis_db == 1
     assert cfg.aliases == () and cfg.auth_secret == ""
     assert cfg.var == ROOT / "var"
     assert cfg.sounds == ROOT / "var" / "sounds"
@@ -39,13 +40,14 @@ def test_overrides():
         "VPBX_LISTEN": "192.0.2.10", "VPBX_CONTROL_LISTEN": "10.0.0.1", "VPBX_SIP_PORT": "5080",
         "VPBX_DTMF_PORT": "5090", "VPBX_REDIS_URL": "redis://:pw@10.0.0.2:6380/3",
         "VPBX_REDIS_PORT": "16400", "VPBX_RTPE_PORT": "2300", "VPBX_RTPE_ADDR": "10.0.0.3:2224",
-        "VPBX_RTP_PORTS": "40000-40999", "VPBX_CHILDREN": "8",
+        "VPBX_RTP_PORTS": "40000-40999", "VPBX_CHILDREN": "8", "VPBX_RTPE_REDIS_DB": "3",
         "VPBX_ALIASES": "a.example:5060, 10.0.0.9:5060",
         "VPBX_AUTH_SECRET": SECRET, "VPBX_VAR": "/srv/vpbx", "VPBX_SOUNDS": "/srv/sounds",
         "VPBX_RPC_SOCK": "/run/vpbx/rpc.sock"})
     assert (cfg.listen, cfg.control, cfg.sip_port, cfg.dtmf_port) == ("192.0.2.10", "10.0.0.1", 5080, 5090)
     assert cfg.redis_url == "redis://:pw@10.0.0.2:6380/3" and cfg.private_redis_port == 0
     assert cfg.redis_port == 16400 and cfg.ng_port == 2300
+    assert cfg.redis_db == 3 and cfg.rtpe_redis_db == 3       # no rtpengine of its own
     assert cfg.rtpe == "10.0.0.3:2224" and not cfg.private_rtpe
     assert cfg.dtmf_socket == "10.0.0.1:5090"
     assert cfg.rtp_ports == (40000, 40999) and cfg.children == 8
@@ -75,6 +77,8 @@ def test_ipv6():
     {"VPBX_REDIS_URL": "redis://10.0.0.2:6380/1", "VPBX_RTPE_ADDR": "[::1]:2224",
      "VPBX_ALIASES": "a:1,b:2", "VPBX_AUTH_SECRET": SECRET, "VPBX_VAR": "/tmp/v",
      "VPBX_RTP_PORTS": "2000-2001"},
+    {"VPBX_RTPE_REDIS_DB": "off"},
+    {"VPBX_RTPE_REDIS_DB": "7"},
 ])
 def test_to_env_gives_the_same_configuration(env):
     """What the stack hands Kamailio: the proxy reads the very configuration back."""
@@ -112,12 +116,21 @@ def test_to_env_gives_the_same_configuration(env):
     ({"VPBX_AUTH_SECRET": SECRET + "\n"}, "VPBX_AUTH_SECRET takes 32 to 256 characters"),
     ({"VPBX_ALIASES": "a.example:5060\nb:1"}, "VPBX_ALIASES takes comma-separated host:port"),
     ({"VPBX_DTMF_PORT": "5060"}, "VPBX_DTMF_PORT must differ from VPBX_SIP_PORT on one address"),
+    ({"VPBX_RTPE_REDIS_DB": "16"}, "VPBX_RTPE_REDIS_DB takes 0 to 15 or off, not 16"),
+    ({"VPBX_RTPE_REDIS_DB": "one"}, "VPBX_RTPE_REDIS_DB takes a whole number"),
+    ({"VPBX_RTPE_REDIS_DB": "0"}, "VPBX_RTPE_REDIS_DB must differ from the proxy's Redis database (0)"),
+    ({"VPBX_REDIS_URL": "redis://h:6379/1"},
+     "VPBX_RTPE_REDIS_DB must differ from the proxy's Redis database (1)"),
 ])
 def test_bad_values_are_refused_naming_the_variable(env, message):
     with pytest.raises(ConfigError) as caught:
         Config.from_env(env)
     assert str(caught.value).startswith(message)
     assert isinstance(caught.value, ValueError)         # scripts/vpbx: message, exit status 2
+
+
+def test_rtpengine_may_keep_no_sessions():
+    assert Config.from_env({"VPBX_RTPE_REDIS_DB": "off"}).rtpe_redis_db is None
 
 
 def test_the_dtmf_port_may_equal_the_sip_port_on_another_address():

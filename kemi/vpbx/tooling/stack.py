@@ -12,8 +12,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from urllib.parse import urlparse
 
 import redis
+from redis import Redis
 
 from vpbx import config
 from vpbx.adapters.rtpengine.ngclient import NgClient, NgError
@@ -30,6 +32,15 @@ class Config(config.Config):
 
     def ng(self) -> NgClient:
         return NgClient(self.rtpe_host, self.rtpe_port)
+
+    def rtpe_redis(self) -> Redis:     # (in this class, `redis` is the method above)
+        """rtpengine's own Redis database (its sessions), beside the proxy's."""
+        if self.rtpe_redis_db is None:
+            raise ValueError("VPBX_RTPE_REDIS_DB is off: rtpengine keeps no sessions")
+        u = urlparse(self.redis_url)
+        return redis.Redis(host=u.hostname or "127.0.0.1", port=u.port or 6379, db=self.rtpe_redis_db,
+                           username=u.username or None, password=u.password or None,
+                           decode_responses=True, socket_timeout=2)
 
 
 class StackError(RuntimeError):
@@ -71,7 +82,7 @@ def daemons(cfg: Config) -> list[Daemon]:
             "--appendonly", "no", "--logfile", ""], {}, lambda: cfg.redis().ping()))
     if cfg.private_rtpe:
         items.append(("rtpengine", [
-            "rtpengine", f"--config-file={ROOT / 'rtpengine' / 'rtpengine.conf'}",
+            "rtpengine", f"--config-file={_rtpengine_conf(cfg)}",
             f"--interface={cfg.listen}", f"--listen-ng={cfg.rtpe}",
             f"--port-min={cfg.rtp_ports[0]}", f"--port-max={cfg.rtp_ports[1]}",
             f"--dtmf-log-dest={cfg.dtmf_socket}",
@@ -93,6 +104,33 @@ def daemons(cfg: Config) -> list[Daemon]:
     ], cfg.to_env(),        # the proxy reads the same configuration (config.Config.from_env)
         lambda: sip_options(cfg, "udp") and sip_options(cfg, "tcp")))
     return items
+
+
+def _rtpengine_conf(cfg):
+    return cfg.var / "run" / "rtpengine.conf"
+
+
+def write_rtpengine_conf(cfg: Config) -> None:
+    """rtpengine/rtpengine.conf plus where this instance's rtpengine keeps its sessions:
+    the proxy's Redis, database VPBX_RTPE_REDIS_DB. In a file of the owner's only, not on
+    the command line, which every local user can read: the URL may hold a password.
+    VPBX_RTPE_REDIS_DB=off: rtpengine keeps no sessions."""
+    u = urlparse(cfg.redis_url)
+    if cfg.rtpe_redis_db is not None and u.username and u.username != "default":
+        # rtpengine 10.5 sends AUTH with a password only, as the default user.
+        raise StackError("rtpengine cannot log in to Redis as a user other than 'default': "
+                         "give VPBX_REDIS_URL a password only (redis://:PASSWORD@HOST:PORT/DB)")
+    password = f"{u.password}@" if u.password else ""
+    host = f"[{u.hostname}]" if ":" in (u.hostname or "") else (u.hostname or "127.0.0.1")
+    text = (ROOT / "rtpengine" / "rtpengine.conf").read_text()
+    if cfg.rtpe_redis_db is not None:
+        text += (f"\n# Written by vpbx's stack for this instance.\n"
+                 f"redis = {password}{host}:{u.port or 6379}/{cfg.rtpe_redis_db}\n")
+    path = _rtpengine_conf(cfg)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _pidfile(cfg, name):
@@ -160,6 +198,8 @@ def up(cfg: Config, timeout: float = 20.0, say: Callable[[str], object] = print)
             secret = auth_secret(cfg)   # for digest nonces (-A) and the Python routing (env)
             argv = [*argv, "-A", f'AUTH_SECRET="{secret}"']
             env = {**env, config.env_name("auth_secret"): secret}
+        if name == "rtpengine":
+            write_rtpengine_conf(cfg)
         log = cfg.var / "log" / f"{name}.log"
         with open(log, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
