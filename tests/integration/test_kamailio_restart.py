@@ -6,11 +6,19 @@ import os
 import signal
 import time
 
+import pytest
+
 from calls import callee, caller, read_port, register, talk
 from conftest import PASSWORD, TENANT
-from harness import Sipp, wait_for
+from dtmf_calls import RELAY, caller_info, completed_codes, relayed_digits, type_over_audio
+from harness import PARTIES, RtpPeer, Sipp, wait_for
+from test_transfer import transfer_kinds, wait_kind
+from transfer_calls import (TRUNK_SIDES, reinvited_xml, target, transferring_call,
+                            trunk_client_call, who_hears, written_party)
 
 from vpbx.tooling import stack
+
+RESTART_S = 3.5     # kill to ready; the parties below wait 4 s before their next request
 
 
 def test_a_cancel_after_a_restart_is_answered(pbx):
@@ -33,11 +41,17 @@ def test_a_cancel_after_a_restart_is_answered(pbx):
 
 
 def restart_kamailio(pbx):
-    os.killpg(stack.running(pbx.cfg)["kamailio"], signal.SIGKILL)
-    deadline = time.monotonic() + 5
+    """SIGKILL Kamailio's process group (no process of it gets to clean up), then start it
+    again; it must be up again within RESTART_S."""
+    started = time.monotonic()
+    old = stack.running(pbx.cfg)["kamailio"]
+    os.killpg(old, signal.SIGKILL)
+    deadline = started + 5
     while "kamailio" in stack.running(pbx.cfg) and time.monotonic() < deadline:
         time.sleep(0.05)
     stack.up(pbx.cfg, say=lambda _: None)
+    assert stack.running(pbx.cfg)["kamailio"] != old
+    assert time.monotonic() - started < RESTART_S
 
 
 def test_a_call_in_progress_goes_on_through_the_restarted_proxy(pbx):
@@ -52,3 +66,116 @@ def test_a_call_in_progress_goes_on_through_the_restarted_proxy(pbx):
     a.passed()                                  # A's BYE, through the new Kamailio
     b.passed()
     assert pbx.store.call_keys() == []
+
+
+def reinviting_client(pbx, caller_user, caller_domain, to_user, wait_ms, port=None):
+    """C calls to_user, waits wait_ms, puts the call on hold with a re-INVITE and takes it
+    back with another one whose SDP moves its media to a new port (parties/client_reinvite.xml;
+    c.moved is the RtpPeer at the new port)."""
+    hold, resume = (PARTIES / "client_reinvite.xml").read_text().replace(
+        "WAIT_MS", str(wait_ms)).split("CSeq: 3 INVITE")
+    moved = RtpPeer(0xC)
+    xml = hold + "CSeq: 3 INVITE" + resume.replace("[$rtp_port]", str(moved.port), 1)
+    c = written_party(pbx, xml, "client", {"from_user": caller_user, "from_domain": caller_domain,
+                                           "to_user": to_user, "to_domain": TENANT},
+                      ssrc=0xC, port=port)
+    c.moved = moved
+    return c
+
+
+def reinvited_callee(pbx, ext, hold_ms):
+    """B: answers, takes two re-INVITEs (200 with its own SDP), hangs up hold_ms later."""
+    xml = (PARTIES / "target.xml").read_text().replace("RING_MS", "0").replace(
+        "HOLD_MS", str(hold_ms)).replace(
+        "<!-- REINVITE -->\n", reinvited_xml(port_file="rport2") + reinvited_xml(port_file="rport3"))
+    b = written_party(pbx, xml, "callee", {"user": ext}, ssrc=0xB)
+    register(pbx, ext, b.port).passed()
+    return b
+
+
+@pytest.mark.parametrize("client", ["trunk", "extension"])
+def test_a_re_invite_after_a_restart_moves_the_media(pbx, client):
+    """A call answered before the restart: the client's re-INVITEs (hold, then resume at a
+    new media port) go through the new Kamailio and rtpengine; B gets both, and the client's
+    new port and B hear each other."""
+    b = reinvited_callee(pbx, "202", hold_ms=2500)
+    if client == "trunk":
+        c = reinviting_client(pbx, "+4930123456", "carrier.example", "202", 4000,
+                              port=pbx.trunk_port)
+    else:
+        c = reinviting_client(pbx, "201", TENANT, "202", 4000)
+    c_port = read_port(pbx.workdir, c.name)                             # answered
+    restart_kamailio(pbx)
+    assert "CSeq: 2 INVITE" not in c.messages(), "the re-INVITE came before the restart"
+    wait_for(lambda: (pbx.workdir / "client.rport3").exists(), timeout=10,
+             what="C's re-INVITEs answered")
+    invites = b.received("INVITE ")
+    assert len(invites) == 3 and "a=sendonly" in invites[1] and "a=sendrecv" in invites[2]
+    assert f"m=audio {c.moved.port} " not in invites[2], "media must stay anchored"
+    c_port = int((pbx.workdir / "client.rport3").read_text())
+    c.media.flush()
+    c.media, old = c.moved, c.media
+    parties = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
+    assert who_hears(parties) == {"B": {"C"}, "C": {"B"}}
+    old.flush()
+    assert not old.received, "the client's old port still gets media"
+    b.passed()                                  # B's BYE, through the new Kamailio
+    c.passed()
+    assert pbx.store.call_keys() == []
+
+
+def test_feature_codes_typed_with_info_after_a_restart(pbx_transfer):
+    """Digits typed with SIP INFO after the restart: a code is collected (not relayed), a
+    digit outside it reaches the other party."""
+    pbx = pbx_transfer
+    b = callee(pbx, "202")
+    register(pbx, "202", b.port).passed()
+    a = caller_info(pbx, "201", "202", [(k, RELAY) for k in "1*100"], hold_ms=2500,
+                    typing_after_ms=4000)
+    read_port(pbx.workdir, a.name)                                      # answered
+    restart_kamailio(pbx)
+    assert a.sent("INFO ") == [], "typed before the restart"
+    a.passed()
+    b.passed()
+    assert completed_codes(pbx, "party", "ext", "code") == [("caller", "201", "*100")]
+    assert relayed_digits(b) == "1"
+
+
+def blind_transfer_completes(pbx, a, b, c, c_port):
+    """A has hung up while B rang: C hears music, then talks to B; B hangs up, ending C's call."""
+    wait_kind(pbx, "blind")
+    assert who_hears({"C": (c, c_port)}) == {"C": {"media"}}
+    wait_kind(pbx, "completed", timeout=15)
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, c_port)}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "blind", "completed"]
+
+
+def test_a_blind_transfer_typed_with_info_after_a_restart(pbx_transfer):
+    """Extension to extension: A typed *100 with INFO only after the restart and hung up
+    while B rang; C talks to B."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=3000, hold_ms=4000)
+    a, c = transferring_call(pbx, "*100", hold_ms=300, typing_after_ms=4000)
+    c_port = read_port(pbx.workdir, c.name)
+    restart_kamailio(pbx)
+    assert a.sent("INFO ") == [], "typed before the restart"
+    a.passed()
+    blind_transfer_completes(pbx, a, b, c, c_port)
+    assert len(c.received("INVITE ")) == 1
+
+
+@pytest.mark.parametrize("trunk", TRUNK_SIDES)
+def test_a_blind_transfer_of_a_trunk_client_after_a_restart(pbx_transfer, trunk):
+    """The client behind a trunk (calling in, or called out): A types *100 (RFC 4733) after
+    the restart and hangs up while B rings; C talks to B."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=6000, hold_ms=4000)
+    a, c, ports = trunk_client_call(pbx, trunk, a_hold_ms=6000)
+    restart_kamailio(pbx)
+    type_over_audio(a.media, ports["A"], c.media, ports["C"], "*100")
+    wait_kind(pbx, "started")
+    a.passed()                                  # A hangs up while B rings
+    blind_transfer_completes(pbx, a, b, c, ports["C"])
