@@ -1,19 +1,22 @@
-"""Kamailio killed and started again (SIGKILL, then `up`), with the real daemons: a call in
-progress goes on and ends through the new Kamailio; a ringing call's CANCEL, which the new
-Kamailio cannot match, is answered 481 (it got no answer at all); nothing else is left in
-Redis or tm."""
+"""Kamailio killed and started again (SIGKILL, then `up`), with the real daemons: calls in
+progress go on through the new Kamailio (audio, re-INVITEs, feature codes, transfers typed
+after the restart, BYE); a ringing call's CANCEL, which the new Kamailio cannot match, is
+answered 481 and, when it is the INVITE's own, ends the call's media; nothing is left in
+Redis, rtpengine or tm."""
 import os
 import signal
 import time
+import uuid
 
 import pytest
 
 from calls import callee, caller, read_port, register, talk
 from conftest import PASSWORD, TENANT
+from forged import STRANGER, send
 from dtmf_calls import RELAY, caller_info, completed_codes, relayed_digits, type_over_audio
 from harness import PARTIES, RtpPeer, Sipp, wait_for
 from test_transfer import transfer_kinds, wait_kind
-from transfer_calls import (TRUNK_SIDES, reinvited_xml, target, transferring_call,
+from transfer_calls import (TRUNK_SIDES, header, reinvited_xml, target, transferring_call,
                             trunk_client_call, who_hears, written_party)
 
 from vpbx.tooling import stack
@@ -21,23 +24,41 @@ from vpbx.tooling import stack
 RESTART_S = 3.5     # kill to ready; the parties below wait 4 s before their next request
 
 
-def test_a_cancel_after_a_restart_is_answered(pbx):
+def test_a_cancel_after_a_restart_is_answered_and_ends_the_calls_media(pbx):
+    """B rings when Kamailio is killed. The new Kamailio has no transaction for the INVITE:
+    the caller's CANCEL gets 481 at once and its offer-only media session is deleted (the
+    CANCEL comes from where the INVITE came, with its From tag). The same CANCEL from a
+    stranger — another host, or another port of the caller's host — gets 481 and ends
+    nothing."""
     b = Sipp(pbx.workdir, "callee_ringing", pbx.address, variables={"user": "201"})
     register(pbx, "201", b.port).passed()
     a = Sipp(pbx.workdir, "caller_cancel_orphan", pbx.address, duration_ms=4000,
              variables={"from_user": "202", "from_domain": TENANT, "to_user": "201",
                         "to_domain": TENANT})
-    wait_for(lambda: "INVITE sip:201@" in b.messages(), what="B ringing")
-    wait_for(lambda: pbx.cfg.ng().calls(), what="the call's offer in rtpengine")
+    invite = wait_for(lambda: b.received("INVITE sip:201@"), what="B ringing")[0]
+    callid = header(invite, "Call-ID")
+    wait_for(lambda: callid in pbx.cfg.ng().calls(), what="the call's offer in rtpengine")
     restart_kamailio(pbx)
-    a.passed()                                  # its CANCEL got 481
+    for source in ((STRANGER, 0), ("127.0.0.1", 0)):
+        assert send(pbx.cfg.sip_port, lambda src: cancel(invite, src), source=source) == \
+            "SIP/2.0 481 Call/Transaction Does Not Exist"
+    assert callid in pbx.cfg.ng().calls(), "a stranger's CANCEL ended the call's media"
+    a.passed(timeout=10)                        # its CANCEL got 481 (no answer before)
     assert "SIP/2.0 481" in a.messages()
+    wait_for(lambda: callid not in pbx.cfg.ng().calls(), timeout=2,
+             what="the call's media session deleted")
     b.stop()                                    # B still rings: nothing can reach it now
-    # Who sent the CANCEL cannot be checked without the transaction, so the proxy leaves the
-    # offer-only media session to rtpengine's timeouts (a forged CANCEL must not end a
-    # call's media): it is there, and the test ends it.
-    [callid] = pbx.cfg.ng().calls()
-    pbx.cfg.ng().command("delete", call_id=callid)
+
+
+def cancel(invite, source):
+    """A CANCEL for the INVITE B received (the caller's From, To and Call-ID), as sent from
+    `source`."""
+    return ("\r\n".join([
+        f"CANCEL sip:201@{TENANT} SIP/2.0",
+        f"Via: SIP/2.0/UDP {source[0]}:{source[1]};branch=z9hG4bK{uuid.uuid4().hex};rport",
+        f"From: {header(invite, 'From')}", f"To: {header(invite, 'To')}",
+        f"Call-ID: {header(invite, 'Call-ID')}", "CSeq: 1 CANCEL", "Max-Forwards: 70",
+        "Content-Length: 0"]) + "\r\n\r\n").encode()
 
 
 def restart_kamailio(pbx):

@@ -82,9 +82,9 @@ class Proxy:
 
     def route_cancel(self):
         """A CANCEL goes where its INVITE went (tm). One whose INVITE this Kamailio does not
-        have (it was restarted while the call rang, or the CANCEL is forged) gets 481 and
-        changes nothing: who sent it cannot be checked, so the call's media session is not
-        touched (rtpengine's own timeouts end an offer that never got media)."""
+        have (it was restarted while the call rang, or the CANCEL is forged) gets 481; the
+        call's media session ends only if the CANCEL is checked to be the INVITE's own
+        (Invites.orphan_cancel)."""
         rc = self.sip.check_trans()
         if rc > 0:
             self.sip.relay()
@@ -92,6 +92,7 @@ class Proxy:
             log.info("vpbx: CANCEL %s from %s: no such INVITE transaction here",
                      self.sip.pv("$ci"), self.sip.source())
             self.sip.sl_reply(481, "Call/Transaction Does Not Exist")
+            self.invites.orphan_cancel()
 
     def route_reqinit(self):
         """Sanity and loop checks; True when the request has been answered."""
