@@ -5,6 +5,7 @@ answered 481 and, when it is the INVITE's own, ends the call's media; nothing is
 Redis, rtpengine or tm."""
 import os
 import signal
+import socket
 import time
 import uuid
 
@@ -12,7 +13,7 @@ import pytest
 
 from calls import callee, caller, read_port, register, talk
 from conftest import PASSWORD, TENANT
-from forged import STRANGER, send
+from forged import SDP, STRANGER, send
 from dtmf_calls import RELAY, caller_info, completed_codes, relayed_digits, type_over_audio
 from harness import PARTIES, RtpPeer, Sipp, wait_for
 from test_transfer import transfer_kinds, wait_kind
@@ -200,3 +201,133 @@ def test_a_blind_transfer_of_a_trunk_client_after_a_restart(pbx_transfer, trunk)
     wait_kind(pbx, "started")
     a.passed()                                  # A hangs up while B rings
     blind_transfer_completes(pbx, a, b, c, ports["C"])
+
+
+LATE_SDP = """Content-Type: application/sdp
+Content-Length: [len]
+
+v=0
+o=- 3 3 IN IP4 [local_ip]
+s=-
+c=IN IP4 [media_ip]
+t=0 0
+m=audio [$rtp_port] RTP/AVP 0
+a=rtpmap:0 PCMU/8000
+"""
+
+
+def late_callee(pbx, status, answer_ms):
+    """B: rings, answers `status` answer_ms later (parties/callee_late_answer.xml); after a
+    2xx it takes an ACK and a BYE; an error it sends once and leaves 2 s later (no ACK can
+    reach it: the caller's goes to the proxy, which has no transaction to relay it by)."""
+    answered = status.startswith("2")
+    xml = ((PARTIES / "callee_late_answer.xml").read_text()
+           .replace("ANSWER_MS", str(answer_ms)).replace("STATUS", status)
+           .replace("ACK_MS", "2000").replace("BODY", LATE_SDP if answered else "Content-Length: 0\n"))
+    if not answered:        # its error once, then 2 s for an ACK that cannot come, and out
+        xml = xml.replace('<send retrans="500">\n    <![CDATA[\nSIP/2.0 STATUS'.replace(
+            "STATUS", status), f'<send>\n    <![CDATA[\nSIP/2.0 {status}').replace(
+            '<recv request="ACK" timeout="2000" ontimeout="no_ack" />',
+            '<pause milliseconds="2000" />\n  <nop next="end" />').replace(
+            "user,rtp_port", "user")
+    path = pbx.workdir / "late_callee.xml"
+    path.write_text(xml)
+    media = RtpPeer(0xB)
+    b = Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="late_callee",
+             variables={"user": "201", **({"rtp_port": media.port} if answered else {})})
+    register(pbx, "201", b.port).passed()
+    return b
+
+
+def waiting_caller(pbx):
+    """A: calls 201 and takes whatever final answer comes (parties/probe.xml, ringing)."""
+    path = pbx.workdir / "waiting_caller.xml"
+    path.write_text((PARTIES / "probe.xml").read_text().replace(
+        '<recv response="100" optional="true" />',
+        '<recv response="100" optional="true" />\n  <recv response="180" optional="true" />'))
+    return Sipp(pbx.workdir, str(path.with_suffix("")), pbx.address, name="waiting_caller",
+                variables={"from_user": "202", "from_domain": TENANT, "to_user": "201",
+                           "to_domain": TENANT, "max_forwards": 70, "extra_header": "X-A: 1"})
+
+
+def finals(party):
+    return [m.split("\n", 1)[0].strip() for m in party.received("SIP/2.0 ")
+            if not m.startswith("SIP/2.0 1")]
+
+
+@pytest.mark.parametrize("status", ["200 OK", "486 Busy Here"])
+def test_a_final_answer_after_a_restart_ends_the_call_set_up(pbx, status):
+    """B rings when Kamailio is killed and answers after the restart: no transaction here
+    matches its answer, which comes from where the INVITE went. An error goes on to the
+    caller. A 2xx cannot make the call any more (its record and the anchored SDP died with
+    the transaction; relayed as it is, the call would run unanchored, unrecorded, and its
+    BYE get 481): the caller gets 500 at once, B an ACK and a BYE. The media session goes."""
+    b = late_callee(pbx, status, answer_ms=2500)
+    a = waiting_caller(pbx)
+    invite = wait_for(lambda: b.received("INVITE sip:201@"), what="B ringing")[0]
+    callid = header(invite, "Call-ID")
+    wait_for(lambda: callid in pbx.cfg.ng().calls(), what="the call's offer in rtpengine")
+    restart_kamailio(pbx)
+    assert not b.sent(f"SIP/2.0 {status}"), "B answered before the restart"
+    wait_for(lambda: b.sent(f"SIP/2.0 {status}"), what="B's answer")
+    answered_at = time.monotonic()
+    wait_for(lambda: finals(a), timeout=3, what="the caller's final answer")
+    assert time.monotonic() - answered_at < 1.0
+    a.passed()
+    b.passed()
+    if status.startswith("2"):
+        assert finals(a) == ["SIP/2.0 500 Server Internal Error - call set-up lost"]
+        assert [m.split("\n", 1)[0] for m in b.received("")][-2:] == [
+            f"{method} sip:201@127.0.0.1:{b.port} SIP/2.0" for method in ("ACK", "BYE")]
+    else:
+        assert finals(a) == [f"SIP/2.0 {status}"]
+    wait_for(lambda: callid not in pbx.cfg.ng().calls(), timeout=2,
+             what="the call's media session deleted")
+    assert pbx.store.call_keys() == []
+
+
+def test_a_strangers_final_answer_after_a_restart_changes_nothing(pbx):
+    """While B rings after the restart, final answers forged from B's INVITE (a 200 with
+    the stranger's Contact and SDP, a 486) from another host or another port of B's host are
+    dropped: the caller gets nothing, the stranger no ACK or BYE, the media session stays.
+    B's own answer then ends the call set-up."""
+    b = late_callee(pbx, "486 Busy Here", answer_ms=4000)
+    a = waiting_caller(pbx)
+    invite = wait_for(lambda: b.received("INVITE sip:201@"), what="B ringing")[0]
+    callid = header(invite, "Call-ID")
+    restart_kamailio(pbx)
+    strangers = []
+    for source in ((STRANGER, 0), ("127.0.0.1", 0)):
+        for forged in ("200 OK", "486 Busy Here"):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(source)
+            sock.setblocking(False)
+            sock.sendto(forged_answer(invite, forged, sock.getsockname()),
+                        ("127.0.0.1", pbx.cfg.sip_port))
+            strangers.append(sock)
+    time.sleep(1.0)
+    for sock in strangers:
+        with pytest.raises(BlockingIOError):
+            sock.recv(4096)                         # no ACK, no BYE for the stranger
+        sock.close()
+    assert finals(a) == [] and not b.sent("SIP/2.0 486")
+    assert callid in pbx.cfg.ng().calls(), "a forged answer ended the call's media"
+    a.passed(timeout=10)
+    b.passed()
+    assert finals(a) == ["SIP/2.0 486 Busy Here"]
+    wait_for(lambda: callid not in pbx.cfg.ng().calls(), timeout=2,
+             what="the call's media session deleted")
+
+
+def forged_answer(invite, status, source):
+    """A final answer to the INVITE B received, as a stranger at `source` makes it up."""
+    lines = invite.replace("\r\n", "\n").split("\n\n", 1)[0].split("\n")[1:]
+    keep = [line for line in lines if line.split(":", 1)[0].lower() in
+            ("via", "from", "call-id", "cseq", "record-route")]
+    body = SDP.format(ip=source[0], port=40000) if status.startswith("2") else ""
+    head = [f"SIP/2.0 {status}", *keep, f"To: {header(invite, 'To')};tag=forged",
+            f"Contact: <sip:201@{source[0]}:{source[1]}>"]
+    if body:
+        head.append("Content-Type: application/sdp")
+    head.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(head) + "\r\n\r\n" + body).encode()

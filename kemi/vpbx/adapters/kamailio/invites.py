@@ -8,9 +8,8 @@ from vpbx.engine import codes
 from vpbx.core import refer, routing, settings
 from vpbx.core.call import SIDES
 from vpbx.core.routing import address
-from vpbx.adapters.redis.resp import RespError
+from vpbx.adapters.kamailio.orphans import offer_label
 from vpbx.adapters.rtpengine.media import Media
-from vpbx.adapters.rtpengine.ngclient import NgError
 
 log = logging.getLogger("vpbx.invites")
 # rtpengine_manage flags for every offer/answer; tags default to the SIP tags. strict-source:
@@ -78,9 +77,10 @@ class Invites:
             "callee_role": callee_role, "callee_ext": callee_ext,
             "callee_uri": to_uri, "callee_target": ruri,
         }))
-        # The offer's label names where the INVITE came from: an orphan CANCEL is checked
-        # against it (orphan_cancel).
-        if sdp and not sip.rtpengine_manage(f"{RTPE_FLAGS} label={proto}:{hostport}"):
+        # The offer's label: where the INVITE came from and goes to, what messages the
+        # transaction lost in a restart are checked against (orphans.py).
+        label = offer_label(f"{proto}:{hostport}", ruri)
+        if sdp and not sip.rtpengine_manage(f"{RTPE_FLAGS} label={label}"):
             # Never connected unanchored: without rtpengine the call is refused.
             log.warning("vpbx: INVITE %s refused: rtpengine did not take the offer", sip.pv("$ci"))
             sip.rtpengine_delete()          # whatever part of the offer rtpengine did keep
@@ -108,31 +108,6 @@ class Invites:
         log.info("vpbx: INVITE %s from %s (%s) may not replace that call", self.sip.pv("$ci"),
                  self.sip.source(), sender)
         return 403, "Forbidden - not a party of the call Replaces names"
-
-    def orphan_cancel(self):
-        """A CANCEL no INVITE transaction here matches (answered 481: the INVITE's
-        transaction died with a restarted Kamailio, or the CANCEL is forged). The call's
-        offer-only media session is deleted when the CANCEL is the INVITE's own — its From
-        tag is a party of the rtpengine call, sent from the address that party's label names
-        (the INVITE's source) — and the call has no record (it was never answered). Anything
-        else, a stranger's CANCEL with a call's identifiers among it, ends nothing."""
-        callid, tag = self.sip.pvs("$ci", "$ft")
-        source = self.sip.source()
-        try:
-            party = self.ng.command("query", call_id=callid).get("tags", {}).get(tag)
-            if not party or party.get("label") != source or self.store.call_load(callid):
-                log.info("vpbx: CANCEL %s from %s: not the INVITE's sender, or answered: "
-                         "nothing ended", callid, source)
-                return
-            self.ng.command("delete", call_id=callid)
-        except NgError:
-            return                          # rtpengine has no such call (or is unreachable)
-        except RespError as exc:
-            log.info("vpbx: CANCEL %s: media session left to rtpengine's timeouts: %s",
-                     callid, exc)
-            return
-        log.info("vpbx: CANCEL %s from %s: the unanswered call's media session deleted",
-                 callid, source)
 
     # ---- replies ------------------------------------------------------------
 
