@@ -262,7 +262,7 @@ def test_a_final_answer_after_a_restart_ends_the_call_set_up(pbx, status):
     caller. A 2xx cannot make the call any more (its record and the anchored SDP died with
     the transaction; relayed as it is, the call would run unanchored, unrecorded, and its
     BYE get 481): the caller gets 500 at once, B an ACK and a BYE. The media session goes."""
-    b = late_callee(pbx, status, answer_ms=2500)
+    b = late_callee(pbx, status, answer_ms=4000)
     a = waiting_caller(pbx)
     invite = wait_for(lambda: b.received("INVITE sip:201@"), what="B ringing")[0]
     callid = header(invite, "Call-ID")
@@ -291,7 +291,7 @@ def test_a_strangers_final_answer_after_a_restart_changes_nothing(pbx):
     the stranger's Contact and SDP, a 486) from another host or another port of B's host are
     dropped: the caller gets nothing, the stranger no ACK or BYE, the media session stays.
     B's own answer then ends the call set-up."""
-    b = late_callee(pbx, "486 Busy Here", answer_ms=4000)
+    b = late_callee(pbx, "486 Busy Here", answer_ms=6000)
     a = waiting_caller(pbx)
     invite = wait_for(lambda: b.received("INVITE sip:201@"), what="B ringing")[0]
     callid = header(invite, "Call-ID")
