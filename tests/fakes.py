@@ -292,6 +292,12 @@ class FakeSip:
     def reply_error(self):
         self._do("reply_error")
 
+    def drop(self):
+        self._do("drop")
+
+    def send_data(self, uri, data):
+        self._do("send_data", uri, data)
+
     def newtran(self):
         self._do("newtran")
         return self.newtran_rc

@@ -24,6 +24,7 @@ from vpbx.adapters.kamailio.registrar import Registrar
 from vpbx.adapters.kamailio.senders import Senders
 from vpbx.adapters.rtpengine.sounds import Sounds
 from vpbx.adapters.redis.store import Store
+from vpbx.adapters.kamailio.orphans import Orphans
 from vpbx.adapters.kamailio.uac import Uac
 
 
@@ -50,4 +51,4 @@ def build(environ=os.environ):
                  registrar=Registrar(store, sip, guard, auth),
                  invites=Invites(store, ng, sip, guard, auth, mark),
                  dialogs=Dialogs(store, sip, senders, refers, legs, digits, mark),
-                 legs=legs, digits=digits)
+                 legs=legs, digits=digits, orphans=Orphans(store, ng, sip))

@@ -38,10 +38,10 @@ def info_body(ctype, key):
 
 
 def caller_info(pbx, from_user, to_user, presses, *, from_domain=TENANT, port=None, gap_ms=150,
-                hold_ms=500, name="caller"):
-    """presses: [(key, content type[, expected answer, default 200])] typed after the answer,
-    gap_ms apart."""
-    blocks = GAP.format(gap=gap_ms).join(
+                hold_ms=500, name="caller", typing_after_ms=0):
+    """presses: [(key, content type[, expected answer, default 200])] typed typing_after_ms
+    after the answer, gap_ms apart."""
+    blocks = (GAP.format(gap=typing_after_ms) if typing_after_ms else "") + GAP.format(gap=gap_ms).join(
         INFO.format(n=n, cseq=10 + n, ctype=press[1], body=info_body(press[1], press[0]),
                     expect=press[2] if len(press) > 2 else 200)
         for n, press in enumerate(presses))

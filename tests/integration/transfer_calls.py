@@ -120,8 +120,9 @@ def target(pbx, ext, *, ring_ms=200, hold_ms=8000, name="target", ssrc=0xB, busy
 
 
 def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500, gap_ms=150,
-                      c_hangs_up_ms=None):
-    """A (a_ext) calls C (c_ext), types `code` with INFO once answered, stays hold_ms, hangs up.
+                      c_hangs_up_ms=None, typing_after_ms=0):
+    """A (a_ext) calls C (c_ext), types `code` with INFO typing_after_ms after the answer,
+    stays hold_ms, hangs up.
     -> (A, C); C waits for the BYE the proxy sends when the call ends, or hangs up itself
     c_hangs_up_ms after answering."""
     if c_hangs_up_ms is None:
@@ -130,7 +131,7 @@ def transferring_call(pbx, code, *, a_ext="201", c_ext="202", hold_ms=2500, gap_
         c = callee(pbx, c_ext, ssrc=0xC, hangup="callee", hold_ms=c_hangs_up_ms)
     register(pbx, c_ext, c.port).passed()
     a = caller_info(pbx, a_ext, c_ext, [(key, RELAY) for key in code], hold_ms=hold_ms,
-                    gap_ms=gap_ms)
+                    gap_ms=gap_ms, typing_after_ms=typing_after_ms)
     a.media.ssrc = 0xA
     return a, c
 

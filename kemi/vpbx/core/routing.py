@@ -76,6 +76,22 @@ def address(ip: str, port: object) -> str:
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
+def uri_hostport(uri: str) -> str:
+    """The host:port a SIP URI addresses (5060, sips: 5061, when it names no port)."""
+    scheme, _, rest = uri.strip().partition(":")
+    hostport = rest.rpartition("@")[2].split(";")[0].split("?")[0]
+    if hostport.startswith("["):
+        host, _, port = hostport[1:].partition("]")
+        port = port.lstrip(":")
+        return address(host, port or default_port(scheme))
+    host, _, port = hostport.partition(":")
+    return address(host, port or default_port(scheme))
+
+
+def default_port(scheme: str) -> int:
+    return 5061 if scheme.lower() == "sips" else 5060
+
+
 def external_target(number: str, prefixes: str) -> bool:
     """Whether a transfer may go to `number` outside the tenant: an external number (as the
     outbound routing sees it) starting with one of the tenant's allowed prefixes."""

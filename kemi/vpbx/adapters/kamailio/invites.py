@@ -8,6 +8,7 @@ from vpbx.engine import codes
 from vpbx.core import refer, route_mark, routing, settings
 from vpbx.core.call import SIDES
 from vpbx.core.routing import address
+from vpbx.adapters.kamailio.orphans import offer_label
 from vpbx.adapters.rtpengine.media import Media
 
 log = logging.getLogger("vpbx.invites")
@@ -77,7 +78,10 @@ class Invites:
             "callee_role": callee_role, "callee_ext": callee_ext,
             "callee_uri": to_uri, "callee_target": ruri,
         }))
-        if sdp and not sip.rtpengine_manage(RTPE_FLAGS):
+        # The offer's label: where the INVITE came from and goes to, what messages the
+        # transaction lost in a restart are checked against (orphans.py).
+        label = offer_label(f"{proto}:{hostport}", ruri)
+        if sdp and not sip.rtpengine_manage(f"{RTPE_FLAGS} label={label}"):
             # Never connected unanchored: without rtpengine the call is refused.
             log.warning("vpbx: INVITE %s refused: rtpengine did not take the offer", sip.pv("$ci"))
             sip.rtpengine_delete()          # whatever part of the offer rtpengine did keep

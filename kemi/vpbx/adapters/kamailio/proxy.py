@@ -16,11 +16,11 @@ RETRY_AFTER = 2         # seconds: what a 503 for an unreachable Redis tells the
 
 class Proxy:
     def __init__(self, sip, store, engine, guard, dtmf_socket, *, registrar, invites, dialogs,
-                 legs, digits):
+                 legs, digits, orphans):
         self.sip, self.store, self.engine, self.guard = sip, store, engine, guard
         self.dtmf_socket = dtmf_socket      # (ip, port): rtpengine's reports, never SIP
         self.registrar, self.invites, self.dialogs = registrar, invites, dialogs
-        self.legs, self.digits = legs, digits
+        self.legs, self.digits, self.orphans = legs, digits, orphans
 
     def child_init(self, rank):
         return 0
@@ -90,9 +90,9 @@ class Proxy:
 
     def route_cancel(self):
         """A CANCEL goes where its INVITE went (tm). One whose INVITE this Kamailio does not
-        have (it was restarted while the call rang, or the CANCEL is forged) gets 481 and
-        changes nothing: who sent it cannot be checked, so the call's media session is not
-        touched (rtpengine's own timeouts end an offer that never got media)."""
+        have (it was restarted while the call rang, or the CANCEL is forged) gets 481; the
+        call's media session ends only if the CANCEL is checked to be the INVITE's own
+        (Orphans.cancel)."""
         rc = self.sip.check_trans()
         if rc > 0:
             self.sip.relay()
@@ -100,6 +100,7 @@ class Proxy:
             log.info("vpbx: CANCEL %s from %s: no such INVITE transaction here",
                      self.sip.pv("$ci"), self.sip.source())
             self.sip.sl_reply(481, "Call/Transaction Does Not Exist")
+            self.orphans.cancel()
 
     def route_reqinit(self):
         """Sanity and loop checks; True when the request has been answered."""
@@ -130,6 +131,17 @@ class Proxy:
             log.info("vpbx: %s %s not handled: %s", what, self.sip.pv("$ci"), exc)
         except Exception:
             log.exception("vpbx: %s %s", what, self.sip.pv("$ci"))
+        return 1
+
+    def ksr_stray_reply(self, msg, evname=""):
+        """tm's on_sl_reply: a reply no transaction matches is forwarded statelessly (by
+        Kamailio, after this) or dropped (Orphans.reply). The drop is set last: a request
+        the proxy sends meanwhile (t_uac_send runs tm's event route) would clear it."""
+        try:
+            if not self.orphans.reply():
+                self.sip.drop()
+        except Exception:
+            log.exception("vpbx: stray reply %s", self.sip.pv("$ci"))
         return 1
 
     def ksr_onreply_invite(self, msg):

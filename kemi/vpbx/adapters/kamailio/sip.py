@@ -144,6 +144,14 @@ class Sip:
     def t_reply(self, code: int, reason: str) -> None:
         KSR.tm.t_reply(code, reason)
 
+    def drop(self) -> None:
+        """The message being processed goes no further (a reply is not forwarded)."""
+        KSR.set_drop()
+
+    def send_data(self, uri: str, data: str) -> None:
+        """Send `data` as it is from the proxy's socket to the host:port of `uri`."""
+        KSR.corex.send_data(uri, data)
+
     def reply_error(self) -> None:
         KSR.sl.sl_reply_error()
 
