@@ -215,7 +215,7 @@ def test_a_legs_2xx_goes_to_the_engine_with_its_facts():
 
 def bare_proxy(sip):
     return Proxy(sip, None, None, None, ("127.0.0.1", 0), registrar=None, invites=None,
-                 dialogs=None, legs=None, digits=None)
+                 dialogs=None, legs=None, digits=None, orphans=None)
 
 
 def test_a_request_redis_cannot_serve_gets_503_in_a_transaction():
