@@ -388,22 +388,33 @@ def soak(cfg, work, plan, say=print):
 
 
 def ended_at(kind, seen):
-    """When the call was over: A's end, and the time B and C talk on after a transfer."""
+    """When the call was over: A's end (and the time B and C talk on after a transfer), its
+    503, or when A's SIPp gave up on it."""
     if "ok" in seen:
         return seen["ok"] + kind.tail_ms / 1000 + 1.0
-    return seen.get("refused", float("inf"))
+    return seen.get("refused", seen.get("aborted", float("inf")))
+
+
+def caller_calls(work, name):
+    """A's calls (call_log), with the time A's SIPp aborted a call ("aborted")."""
+    calls = call_log(work / f"{name}.logs")
+    for at, callid in failed_callids(work, name):
+        if callid in calls:
+            calls[callid].setdefault("aborted", at)
+    return calls
 
 
 def in_progress_at(work, load, outage):
     """Call-IDs of the calls placed before the restart and not over when it came."""
     return {callid for kind, name, _ in load
-            for callid, seen in call_log(work / f"{name}.logs").items()
+            for callid, seen in caller_calls(work, name).items()
             if seen["placed"] < outage.killed < ended_at(kind, seen)}
 
 
 def account(fig, work, load, stats, events, left):
-    """Each call of the soak: ok, refused during an outage, in progress at a restart (and what
-    became of it), or failed; the parties' failures; what was left, and whether accounted."""
+    """Each call of the soak: ok, refused during an outage, in progress at a restart or placed
+    during an outage (and what became of it), or failed; the parties' failures; what was
+    left, and whether accounted."""
     restarts = {o.daemon: o for o in fig.outages}
     in_progress: dict[str, set[str]] = {name: set() for name in restarts}
     fates: dict[str, Counter[str]] = {name: Counter() for name in restarts}
@@ -411,28 +422,35 @@ def account(fig, work, load, stats, events, left):
     broken = {callid for found in aborted.values() for _, callid in found}
     for kind, name, _ in load:
         c: Counter[str] = Counter()
-        calls = call_log(work / f"{name}.logs")
+        calls = caller_calls(work, name)
         for callid, seen in calls.items():
             placed, ended = seen["placed"], ended_at(kind, seen)
             c["placed"] += 1
             at = [d for d, o in restarts.items() if placed < o.killed < ended]
             transfer = events.by_call.get(callid, [])
             done = "ok" in seen and (not kind.final or kind.final in transfer)
+            fate = f"{kind.name}: " + (
+                "completed" if done else "answered, transfer not completed"
+                if "ok" in seen else "refused" if "refused" in seen else "failed") + (
+                ", C or B aborted" if callid in broken else "")
+            outage = next((o for o in fig.outages if o.covers(placed)), None)
             if at:
                 for daemon in at:
                     in_progress[daemon].add(callid)
-                    fates[daemon][f"{kind.name}: " + (
-                        "completed" if done else "answered, transfer not completed"
-                        if "ok" in seen else "refused" if "refused" in seen else "failed")
-                        + (", C or B aborted" if callid in broken else "")] += 1
+                    fates[daemon][fate] += 1
                 c["in progress at a restart"] += 1
             elif "refused" in seen:
-                outage = next((o for o in fig.outages if o.covers(placed)), None)
                 c[f"refused during the {outage.daemon} outage" if outage else "failed"] += 1
                 if not outage:
                     fig.problems.append(f"{callid}: refused outside an outage")
             elif done:
                 c["completed"] += 1
+            elif outage:
+                # Let through while the daemon was down or the workers not yet back: no clear
+                # answer, but the outage's doing; reported with the restart's calls.
+                in_progress[outage.daemon].add(callid)
+                fates[outage.daemon][f"placed during the outage, not refused: {fate}"] += 1
+                c[f"placed during the {outage.daemon} outage, not refused, not completed"] += 1
             else:
                 c["failed"] += 1
                 fig.problems.append(f"{kind.name} {callid}: {seen}, transfer events {transfer}")
