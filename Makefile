@@ -6,7 +6,7 @@ export PYTHONDONTWRITEBYTECODE := 1
 # ruff and mypy (pinned, from PyPI) live in this virtualenv; they only read the code.
 LINT_VENV := var/lint-venv
 
-.PHONY: deps lint run up down test unit component integration fuzz bench
+.PHONY: deps lint run up down test unit component integration fuzz bench soak
 
 deps:
 	@scripts/install-deps
@@ -49,3 +49,11 @@ fuzz: deps
 
 bench: deps
 	$(PYTHON) bench/run.py
+
+# The bounded soak (make test runs a small one: tests/integration/test_soak.py); figures in
+# docs/benchmarks.md. SOAK_TRANSFERS: calls of each transfer kind among SOAK_CALLS.
+SOAK_CALLS ?= 10000
+SOAK_TRANSFERS ?= 1000
+SOAK_RATE ?= 20
+soak: deps
+	SOAK_CALLS=$(SOAK_CALLS) SOAK_TRANSFERS=$(SOAK_TRANSFERS) SOAK_RATE=$(SOAK_RATE) $(PYTHON) bench/soak.py

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 import urllib.parse
-import uuid
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -31,6 +30,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(ROOT / "kemi"), str(ROOT / "tests")]    # tests/ports.py: free ports
 
 import transitions              # noqa: E402  (bench/, on sys.path as the script's folder)
+from sipload import Processes, private_config, register, sipp, sipp_successes, wait  # noqa: E402
 from vpbx.tooling import stack          # noqa: E402  (needs the sys.path entry above)
 from ports import free_port    # noqa: E402
 from vpbx.adapters.redis.provisioning_store import ProvisioningStore    # noqa: E402
@@ -48,26 +48,6 @@ GOAL = "goal: ratio <= 1.25, <= 3 Redis round trips per basic call"
 
 
 # ---- processes -------------------------------------------------------------
-
-class Processes:
-    """Everything this run starts besides the vpbx stack, for cleanup in one place."""
-
-    def __init__(self):
-        self.procs = []
-
-    def start(self, argv, log, cwd):
-        with open(log, "ab") as out:
-            proc = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, cwd=cwd, start_new_session=True)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self):
-        for proc in reversed(self.procs):
-            if proc.poll() is None:     # once reaped, its PID may belong to someone else
-                stack.stop_group(proc.pid)
-                proc.wait()
-
 
 def kamailio_cpu(pgid):
     """CPU time of the whole Kamailio group, in seconds: (utime+stime+cutime+cstime from
@@ -93,49 +73,6 @@ def redis_counters(r):
 
 
 # ---- SIP -------------------------------------------------------------------
-
-def register(port, user, contact_port):
-    """REGISTER user@TENANT (an open extension: no auth) with a Contact at contact_port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(2)
-        sock.connect(("127.0.0.1", port))
-        host, local = sock.getsockname()
-        sock.send((
-            f"REGISTER sip:{TENANT} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {host}:{local};branch=z9hG4bK{uuid.uuid4().hex};rport\r\n"
-            f"Max-Forwards: 70\r\nFrom: <sip:{user}@{TENANT}>;tag={uuid.uuid4().hex[:8]}\r\n"
-            f"To: <sip:{user}@{TENANT}>\r\nCall-ID: {uuid.uuid4().hex}\r\nCSeq: 1 REGISTER\r\n"
-            f"Contact: <sip:{user}@127.0.0.1:{contact_port}>\r\nExpires: 3600\r\n"
-            f"Content-Length: 0\r\n\r\n").encode())
-        reply = sock.recv(4096).decode(errors="replace")
-    if not reply.startswith("SIP/2.0 200"):
-        raise RuntimeError(f"REGISTER {user} on port {port}: {reply.splitlines()[0]}")
-
-
-def sipp(procs, work, name, scenario, *args):
-    """Start SIPp with a scenario of bench/; its statistics go to WORK/NAME.csv."""
-    argv = ["sipp", "-sf", BENCH / scenario, "-i", "127.0.0.1", "-cp", free_port(),
-            "-mp", free_port(4), "-nostdin", "-trace_stat", "-stf", work / f"{name}.csv",
-            "-trace_err", "-error_file", work / f"{name}.err", *args]
-    return procs.start(argv, work / f"{name}.log", work)
-
-
-def sipp_successes(work, name):
-    """Successful calls, from the last line of SIPp's statistics file (written at exit)."""
-    try:
-        head, *_, last = (work / f"{name}.csv").read_text().splitlines()
-    except (OSError, ValueError):
-        return 0
-    return int(dict(zip(head.split(";"), last.split(";")))["SuccessfulCall(C)"])
-
-
-def wait(proc, timeout):
-    try:
-        return proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        stack.stop_group(proc.pid)
-        return proc.wait()
-
 
 def caller_load(procs, work, name, target, calls):
     """Place `calls` calls at RATE through the target proxy; returns how many succeeded."""
@@ -177,7 +114,7 @@ def warm_up(t, procs, work):
     t.uas = sipp(procs, work, f"{t.name}-uas", "uas.xml", "-p", uas_port, "-s", t.callee,
                  "-m", WARMUP + ROUNDS * (CALLS // ROUNDS))
     time.sleep(0.3)     # SIPp binds its port
-    register(t.port, t.callee, uas_port)
+    register(t.port, TENANT, t.callee, uas_port)
     ok = caller_load(procs, work, f"{t.name}-warmup", t, WARMUP)
     if ok != WARMUP:
         raise RuntimeError(f"{t.name}: warm-up calls failed ({ok} of {WARMUP} ok); see {work}")
@@ -239,7 +176,7 @@ def code_latency(procs, work, cfg, store, r):
     uas_port = free_port()
     uas = sipp(procs, work, "codes-uas", "uas.xml", "-p", uas_port, "-s", callee, "-m", 1)
     time.sleep(0.3)
-    register(cfg.sip_port, callee, uas_port)
+    register(cfg.sip_port, TENANT, callee, uas_port)
     hold_ms = int(CODES * 0.5 * 1000) + 3000
     uac = sipp(procs, work, "codes-uac", "uac.xml", "-p", free_port(), "-s", callee,
                "-set", "from", CALLER, "-set", "domain", TENANT, "-m", 1, "-d", hold_ms,
@@ -325,14 +262,9 @@ def report(targets, leftovers, latencies=()):
 
 def main():
     work = Path(tempfile.mkdtemp(prefix="vpbx-bench-"))
-    cfg = stack.Config.from_env({
-        "VPBX_VAR": str(work / "vpbx"), "VPBX_SIP_PORT": str(free_port()),
-        "VPBX_DTMF_PORT": str(free_port()), "VPBX_REDIS_PORT": str(free_port()),
-        "VPBX_RTPE_PORT": str(free_port()),
-        "VPBX_RTP_PORTS": RTP_PORTS, "VPBX_CHILDREN": str(CHILDREN),
-        # The proxy's Redis work alone: rtpengine's session writes would count in the same
-        # INFO (bench/session_store.py measures those).
-        "VPBX_RTPE_REDIS_DB": "off"})
+    # The proxy's Redis work alone: rtpengine's session writes would count in the same INFO
+    # (bench/session_store.py measures those).
+    cfg = private_config(work, RTP_PORTS, CHILDREN, {"VPBX_RTPE_REDIS_DB": "off"})
     procs = Processes()
     # SIGTERM (e.g. from a CI timeout) unwinds like Ctrl-C, through the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))

@@ -9,32 +9,7 @@ import threading
 from calls import callee, caller, read_port, register
 from conftest import TENANT
 from harness import PARTIES, PAUSE, RtpPeer, Sipp
-
-INFO = """  <send>
-    <![CDATA[
-INFO [next_url] SIP/2.0
-Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[call_number]-info{n};rport
-From: <sip:[$from_user]@[$from_domain]>;tag=[pid]c[call_number]
-[last_To:]
-Call-ID: [call_id]
-[routes]
-CSeq: {cseq} INFO
-Max-Forwards: 70
-Content-Type: {ctype}
-Content-Length: [len]
-
-{body}
-    ]]>
-  </send>
-  <recv response="{expect}" />
-"""
-GAP = """  <pause milliseconds="{gap}" />
-"""
-RELAY = "application/dtmf-relay"
-
-
-def info_body(ctype, key):
-    return f"Signal={key}\r\nDuration=160" if ctype == RELAY else key
+from info_requests import GAP, INFO, RELAY, info_body  # noqa: F401  (RELAY re-exported)
 
 
 def caller_info(pbx, from_user, to_user, presses, *, from_domain=TENANT, port=None, gap_ms=150,
