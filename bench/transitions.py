@@ -58,7 +58,7 @@ class World:
         engine = Engine(self.store, lambda callid: Media(self.ng, callid), uac, Sounds(self.sounds))
         senders = Senders(self.store, sip)
         legs = Legs(self.store, engine, sip, uac, senders, None)
-        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, RouteMark("b" * 32))
+        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, RouteMark("b" * 32), self.ng)
 
     def counted(self, action):
         before = self.fast.trips, self.fast.commands

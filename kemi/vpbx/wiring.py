@@ -50,5 +50,5 @@ def build(environ=os.environ):
     return Proxy(sip, store, engine, guard, (cfg.control, cfg.dtmf_port),
                  registrar=Registrar(store, sip, guard, auth),
                  invites=Invites(store, ng, sip, guard, auth, mark),
-                 dialogs=Dialogs(store, sip, senders, refers, legs, digits, mark),
+                 dialogs=Dialogs(store, sip, senders, refers, legs, digits, mark, ng),
                  legs=legs, digits=digits, orphans=Orphans(store, ng, sip))

@@ -1,9 +1,14 @@
 """In-dialog requests (loose-routed by their Route): relayed as a proxy does, or handed to the
 legs, REFER and digit routes when the transfer engine looks after the call."""
+import logging
+
 from vpbx.core import route_mark, transfer
 from vpbx.core.call import JoinRef, peer
 from vpbx.adapters.kamailio.invites import RTPE_FLAGS
 from vpbx.adapters.redis.resp import RespConnectionError
+from vpbx.adapters.rtpengine.media import Media
+
+log = logging.getLogger("vpbx.dialogs")
 
 SIDE_AVP = "$avp(vpbx_side)"    # "caller" | "callee": who sent an in-dialog request
 # Requests that may come in an early dialog (before the 2xx writes the record), without SDP.
@@ -11,10 +16,11 @@ EARLY_DIALOG = ("PRACK", "UPDATE", "INFO")
 
 
 class Dialogs:
-    def __init__(self, store, sip, senders, refers, legs, digits, mark):
+    def __init__(self, store, sip, senders, refers, legs, digits, mark, ng):
         self.store, self.sip, self.senders = store, sip, senders
         self.refers, self.legs, self.digits = refers, legs, digits
         self.mark = mark                    # route_mark.RouteMark
+        self.ng = ng                        # rtpengine's ng client
 
     def ours(self, callid):
         """Whether the request's Route carries this proxy's mark of the call: it is one of
@@ -62,7 +68,13 @@ class Dialogs:
             self.no_such_dialog()
             return
         if sip.is_method("BYE"):
-            sip.rtpengine_delete()
+            # The whole rtpengine call: one the transfer engine looks after has more parties
+            # than the dialog's two (a leg it called, music), which a delete by the BYE's
+            # tags would leave behind.
+            try:
+                Media(self.ng, callid).end()
+            except Exception as exc:        # the BYE is relayed all the same
+                log.warning("vpbx: BYE %s: rtpengine delete failed: %s", callid, exc)
         elif sip.has_sdp() and (sip.is_method("INVITE") or sip.is_method("UPDATE")):
             sip.rtpengine_manage(RTPE_FLAGS)
         sip.relay()
