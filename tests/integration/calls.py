@@ -38,6 +38,13 @@ def caller(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, pas
     return party
 
 
+def client_on_trunk(pbx, to_user, **kwargs):
+    """A client calling in through the tenant's trunk (+4930123456 from carrier.example, to
+    the proxy's address), placed like `caller`."""
+    return caller(pbx, "+4930123456", to_user, from_domain="carrier.example",
+                  to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, **kwargs)
+
+
 def probe(pbx, from_user, to_user, *, from_domain=TENANT, to_domain=TENANT, max_forwards=70,
           extra_header="X-Probe: 1", port=None, ip="127.0.0.1"):
     """Send one INVITE (from ip) that should be refused; return the final status line received."""

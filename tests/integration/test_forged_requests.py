@@ -6,7 +6,7 @@ and changes nothing."""
 
 import pytest
 
-from calls import callee, caller, register, talk
+from calls import callee, caller, register, talk, client_on_trunk
 from conftest import TENANT
 from dtmf_calls import RELAY, caller_info, completed_codes, type_over_audio
 from forged import SDP, STRANGER, Dialog, assert_not_relayed, send
@@ -83,8 +83,7 @@ def test_the_client_on_a_trunk_cannot_type_for_the_employee_it_called(pbx_transf
     pbx = pbx_transfer
     a = callee(pbx, "201", hold_ms=0)
     register(pbx, "201", a.port).passed()
-    c = caller(pbx, "+4930123456", "201", from_domain="carrier.example",
-               to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=4000)
+    c = client_on_trunk(pbx, "201", hold_ms=4000)
     dialog = dialog_of(a)
     for n, (key, source) in enumerate(zip("*202#", [(STRANGER, 0), ("127.0.0.1", 0)] * 3)):
         assert send(pbx.cfg.sip_port, lambda src, n=n, key=key: dialog.request(
@@ -106,8 +105,7 @@ def test_a_bye_with_the_call_id_but_another_dialogs_tags_ends_nothing(pbx, trunk
     b = callee(pbx, "202")
     register(pbx, "202", b.port).passed()
     if trunk_caller:
-        a = caller(pbx, "+4930123456", "202", from_domain="carrier.example",
-                   to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=4000)
+        a = client_on_trunk(pbx, "202", hold_ms=4000)
     else:
         a = caller(pbx, "201", "202", hold_ms=4000)
     dialog = dialog_of(b)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from calls import callee, caller, probe, read_port, register, talk
+from calls import callee, caller, probe, read_port, register, talk, client_on_trunk
 from conftest import PASSWORD
 from dtmf_calls import completed_codes, type_over_audio
 from harness import RtpPeer, Sipp, exchange_media, wait_for
@@ -49,8 +49,7 @@ def test_a_call_in_progress_gets_its_media_back(pbx, trunk_caller):
     b = callee(pbx, "201")
     register(pbx, "201", b.port).passed()
     if trunk_caller:
-        a = caller(pbx, "+4930123456", "201", from_domain="carrier.example",
-                   to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port, hold_ms=8000)
+        a = client_on_trunk(pbx, "201", hold_ms=8000)
     else:
         a = caller(pbx, "200", "201", password=PASSWORD, hold_ms=8000)
     a_dest, b_dest = read_port(pbx.workdir, a.name), read_port(pbx.workdir, b.name)

@@ -1,12 +1,11 @@
 """Trunks: a carrier's call to an extension, and an extension's call out through the outbound trunk."""
-from calls import callee, caller, register, talk
+from calls import callee, caller, register, talk, client_on_trunk
 
 
 def test_trunk_call_to_extension(pbx):
     b = callee(pbx, "201")
     register(pbx, "201", b.port).passed()
-    a = caller(pbx, "+4930123456", "201", from_domain="carrier.example",
-               to_domain=f"127.0.0.1:{pbx.cfg.sip_port}", port=pbx.trunk_port)
+    a = client_on_trunk(pbx, "201")
     talk(pbx, a, b)
     assert "INVITE sip:201@127.0.0.1:" in b.messages()
 
