@@ -15,6 +15,7 @@ sys.path[:0] = [str(ROOT / "kemi"), str(ROOT / "tests"), str(ROOT / "tests" / "u
 from fakes import FakeSip, RecordingNg          # noqa: E402
 from test_engine import CALLID, OFFER_SDP, TENANT, record   # noqa: E402
 
+from vpbx.adapters.kamailio.backlog import Backlog   # noqa: E402
 from vpbx.adapters.kamailio.dialogs import Dialogs   # noqa: E402
 from vpbx.adapters.kamailio.legs import Legs         # noqa: E402
 from vpbx.adapters.kamailio.senders import Senders   # noqa: E402
@@ -58,7 +59,8 @@ class World:
         engine = Engine(self.store, lambda callid: Media(self.ng, callid), uac, Sounds(self.sounds))
         senders = Senders(self.store, sip)
         legs = Legs(self.store, engine, sip, uac, senders, None)
-        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, RouteMark("b" * 32), self.ng)
+        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, RouteMark("b" * 32),
+                                     self.ng, Backlog(sip, self.ng))
 
     def counted(self, action):
         before = self.fast.trips, self.fast.commands

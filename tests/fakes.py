@@ -1,7 +1,7 @@
 """Fakes of the adapters' outside world, for unit tests of the adapters and the engine.
 
 Import them as `from fakes import RecordingNg` (tests/conftest.py puts tests/ on sys.path)."""
-from vpbx.adapters.rtpengine.ngclient import NgError
+from vpbx.adapters.rtpengine.ngclient import NgError, NgUnreachable
 
 OK = {"result": "ok"}
 DEFAULT_REPLIES = {"ping": {"result": "pong"}}
@@ -17,6 +17,7 @@ class RecordingNg:
     - `errors`: command -> the error reason rtpengine would give, or a function(args) -> the
       reason or None (None: no error for those args). The command is recorded, then
       NgError("rtpengine <command>: <reason>") is raised, as NgClient does.
+    - `unreachable`: True -> every command is recorded, then NgUnreachable is raised.
     - `ping()` and `calls()` answer like NgClient's: "pong", and the Call-IDs offered and
       not deleted since.
     """
@@ -25,9 +26,12 @@ class RecordingNg:
         self.commands = []
         self.replies = {**DEFAULT_REPLIES, **(replies or {})}
         self.errors = dict(errors or {})
+        self.unreachable = False
 
     def command(self, name, **args):
         self.commands.append((name, args))
+        if self.unreachable:
+            raise NgUnreachable(f"rtpengine 127.0.0.1:2223 {name}: [Errno 111] Connection refused")
         reason = self.errors.get(name)
         if callable(reason):
             reason = reason(args)
@@ -220,6 +224,7 @@ class FakeSip:
         self.check_trans_rc = 1
         self.sent = []          # uac_send: (method, ruri, nexthop, socket, headers, body)
         self.route_params = {}
+        self.shared = {}        # htable name -> {key: value}
 
     # reading
     def pv(self, name):
@@ -329,6 +334,16 @@ class FakeSip:
 
     def rtpengine_delete(self):
         self._do("rtpengine_delete")
+        return True
+
+    def shared_set(self, table, key, value):
+        self.shared.setdefault(table, {})[key] = value
+
+    def shared_items(self, table):
+        return list(self.shared.get(table, {}).items())
+
+    def shared_remove(self, table, key):
+        self.shared.get(table, {}).pop(key, None)
 
     def uac_send(self, method, ruri, nexthop, sock, headers, body):
         self.sent.append((method, ruri, nexthop, sock, headers, body))

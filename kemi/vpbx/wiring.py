@@ -6,6 +6,7 @@ import secrets
 
 from vpbx.adapters.redis import resp
 from vpbx.adapters.kamailio.auth import Auth
+from vpbx.adapters.kamailio.backlog import Backlog
 from vpbx.config import Config
 from vpbx.adapters.kamailio.dialogs import Dialogs
 from vpbx.adapters.kamailio.digits import Digits
@@ -37,7 +38,11 @@ def build(environ=os.environ):
     store = Store(fast)
     ng = NgClient(cfg.rtpe_host, cfg.rtpe_port)     # what Kamailio's rtpengine module lacks
     uac = Uac(sip, str(cfg.rpc_sock))
-    engine = Engine(store, lambda callid: Media(ng, callid), uac, Sounds(str(cfg.sounds)))
+    sessions = (None if cfg.rtpe_redis_db is None or not cfg.private_rtpe else  # its store
+                resp.Client.from_url(cfg.redis_url, cfg.redis_timeout_ms / 1000, cfg.rtpe_redis_db))
+    backlog = Backlog(sip, ng, sessions)    # what waits for Redis or rtpengine to come back
+    engine = Engine(store, lambda callid: Media(ng, callid, backlog.media_lost), uac,
+                    Sounds(str(cfg.sounds)))
     guard = Guard(sip)
     auth = Auth(LockStore(fast), sip)
     senders = Senders(store, sip)
@@ -49,6 +54,6 @@ def build(environ=os.environ):
     mark = RouteMark(cfg.auth_secret or secrets.token_hex(32))
     return Proxy(sip, store, engine, guard, (cfg.control, cfg.dtmf_port),
                  registrar=Registrar(store, sip, guard, auth),
-                 invites=Invites(store, ng, sip, guard, auth, mark),
-                 dialogs=Dialogs(store, sip, senders, refers, legs, digits, mark, ng),
-                 legs=legs, digits=digits, orphans=Orphans(store, ng, sip))
+                 invites=Invites(store, ng, sip, guard, auth, mark, backlog),
+                 dialogs=Dialogs(store, sip, senders, refers, legs, digits, mark, ng, backlog),
+                 legs=legs, digits=digits, orphans=Orphans(store, ng, sip), backlog=backlog)

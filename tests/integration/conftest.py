@@ -81,7 +81,10 @@ def pbx(running_stack, tmp_path):
     pbx.workdir = tmp_path
     yield pbx
     empty = {"redis": [], "rtpengine": [], "rtpengine_redis": [], "tm": 0}
-    wait_for(lambda: pbx.leaks() == empty, timeout=12, what=f"no leaks (left: {pbx.leaks()})")
+    try:
+        wait_for(lambda: pbx.leaks() == empty, timeout=12, what="no leaks")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; left after the wait: {pbx.leaks()}") from None
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ the same ports (rtpengine restores its sessions from its own Redis database), a 
 call too, and a call that rang at the kill and is answered after the restart is anchored;
 feature codes still work (the first one is heard by the other party)."""
 import os
+import re
 import signal
 import time
 
@@ -164,6 +165,32 @@ def test_a_call_ringing_at_the_kill_is_answered_through_the_restarted_rtpengine(
     assert heard(a, a_dest, b, b_dest) == (True, True)
     a.passed()
     b.passed()
+
+
+def test_a_call_answered_while_rtpengine_is_gone_is_ended_never_unanchored(pbx):
+    """B answers while rtpengine is gone: tm cannot hold a 200 back, so it reaches A with a
+    media description that sends nothing anywhere (never B's own address), and the proxy
+    ends the call both ways half a second later. Once rtpengine is back, the offer it
+    restored from its store is deleted too (the fixture's leak check)."""
+    media = RtpPeer(0xB0B)
+    b = Sipp(pbx.workdir, "callee_late", pbx.address, name="callee", duration_ms=1500,
+             variables={"user": "201", "rtp_port": media.port, "outdir": pbx.workdir,
+                        "party": "callee"})
+    register(pbx, "201", b.port).passed()
+    a = caller(pbx, "200", "201", password=PASSWORD, hangup="callee")
+    read_port(pbx.workdir, b.name)                      # B rings
+    kill_rtpengine(pbx)
+    try:
+        a.passed()          # 200, ACK, then the proxy's BYE, answered
+        b.passed()          # ACK (A's), then the proxy's BYE
+    finally:
+        stack.up(pbx.cfg, say=lambda _: None)
+    [ok] = a.received("SIP/2.0 200")
+    body = ok.split("\n\n", 1)[1] if "\n\n" in ok else ok.split("\r\n\r\n", 1)[1]
+    assert re.findall(r"^c=IN IP4 (\S+)", body, re.M) == ["0.0.0.0"], body
+    assert "a=inactive" in body and "a=sendrecv" not in body
+    [bye_a], [bye_b] = a.received("BYE "), b.received("BYE ")
+    assert "From: <sip:201@" in bye_a and "From: <sip:200@" in bye_b  # as B to A, as A to B
 
 
 def kill_rtpengine(pbx):

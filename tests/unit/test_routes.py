@@ -6,12 +6,15 @@ from test_engine import CALLID, TENANT, record
 
 from vpbx.core import transfer as t
 from vpbx.core.route_mark import RouteMark
+from vpbx.adapters.kamailio.backlog import TABLE as BACKLOG, Backlog
 from vpbx.adapters.kamailio.dialogs import Dialogs
 from vpbx.adapters.kamailio.legs import Legs
 from vpbx.adapters.kamailio.proxy import Proxy
 from vpbx.adapters.kamailio.refers import Refers
 from vpbx.adapters.kamailio.senders import Senders
 from vpbx.adapters.kamailio.uac import Uac
+from vpbx.adapters.redis.resp import RespConnectionError
+from vpbx.adapters.rtpengine.media import Media
 
 TRUNK = "127.0.0.1:5090"
 MARK = RouteMark("m" * 32)
@@ -98,7 +101,8 @@ def dialogs(store, sip):
     senders = Senders(store, sip)
     engine = RecordingEngine()
     legs = Legs(store, engine, sip, None, senders, None)
-    return Dialogs(store, sip, senders, None, legs, None, MARK, RecordingNg()), engine
+    ng = RecordingNg()
+    return Dialogs(store, sip, senders, None, legs, None, MARK, ng, Backlog(sip, ng)), engine
 
 
 def test_a_bye_naming_no_call_gets_481_and_is_not_relayed():
@@ -181,8 +185,50 @@ def test_while_redis_is_unreachable_only_our_calls_requests_are_relayed(mark):
     if mark == MARK.of(CALLID, "ctag"):
         # The whole rtpengine call (a call-id-only delete): a transfer's leg and music too.
         assert sip.relayed() and routes.ng.commands == [("delete", {"call_id": CALLID})]
+        assert sip.shared_items(BACKLOG) == [(f"bye:{CALLID}", "caller")]  # the rest: later
     else:
         assert sip.answers() == [(481, "Call/Transaction Does Not Exist")] and not sip.relayed()
+        assert sip.shared_items(BACKLOG) == []
+
+
+def test_once_redis_is_back_the_calls_whose_bye_was_relayed_are_ended():
+    sip, engine = FakeSip(), RecordingEngine()
+    backlog = Backlog(sip, RecordingNg())
+    backlog.bye_relayed(CALLID, "callee")
+    backlog.run(engine)
+    assert [(c, e) for c, e, _ in engine.events] == [(CALLID, t.RelayedBye("callee"))]
+    assert sip.shared_items(BACKLOG) == []
+
+
+def test_the_backlog_waits_while_redis_is_still_unreachable():
+    class Unreachable(RecordingEngine):
+        def handle(self, callid, event, call=None, fields=None, facts=None):
+            raise RespConnectionError("down")
+    sip = FakeSip()
+    backlog = Backlog(sip, RecordingNg())
+    backlog.bye_relayed(CALLID, "callee")
+    backlog.run(Unreachable())
+    assert sip.shared_items(BACKLOG) == [(f"bye:{CALLID}", "callee")]
+
+
+def test_a_delete_rtpengine_did_not_get_is_sent_again_once_it_answers():
+    sip, ng = FakeSip(), RecordingNg()
+    backlog = Backlog(sip, ng)
+    ng.unreachable = True
+    Media(ng, CALLID, backlog.media_lost).end()         # lost: kept
+    backlog.run(RecordingEngine())
+    assert sip.shared_items(BACKLOG) == [(f"delete:{CALLID}", "")]
+    ng.unreachable = False
+    backlog.run(RecordingEngine())
+    assert ng.commands == [("delete", {"call_id": CALLID})] * 3 and sip.shared_items(BACKLOG) == []
+
+
+def test_a_delete_of_a_call_rtpengine_does_not_know_is_not_tried_again():
+    sip, ng = FakeSip(), RecordingNg(errors={"delete": "Unknown call-ID"})
+    backlog = Backlog(sip, ng)
+    sip.shared_set(BACKLOG, f"delete:{CALLID}", "")
+    backlog.run(RecordingEngine())
+    assert sip.shared_items(BACKLOG) == []
 
 
 def test_a_bye_in_a_transferred_call_goes_to_the_engine_with_its_record():
@@ -217,7 +263,7 @@ def test_a_legs_2xx_goes_to_the_engine_with_its_facts():
 
 def bare_proxy(sip):
     return Proxy(sip, None, None, None, ("127.0.0.1", 0), registrar=None, invites=None,
-                 dialogs=None, legs=None, digits=None, orphans=None)
+                 dialogs=None, legs=None, digits=None, orphans=None, backlog=None)
 
 
 def test_a_request_redis_cannot_serve_gets_503_in_a_transaction():

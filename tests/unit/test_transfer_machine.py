@@ -8,7 +8,7 @@ from vpbx.core import transfer as t
 from vpbx.core.call import Takeover
 from vpbx.core.transfer import (Accept, Answered, Bye, Call, Cancel, Drop, EndCall, Failed, Hangup,
                            Hold, Link, Notify, Progress, Publish, Relay, Release, Restore, Resume, Return,
-                           Ringback, Rules, Schedule, State, Timeout, Tone, Transfer)
+                           RelayedBye, Ringback, Rules, Schedule, State, Timeout, Tone, Transfer)
 
 RULES = Rules(no_answer=15, recall=True, recall_retries=2, recall_delay=10, tone=1.5)
 # C is the caller of the original dialog, A (extension 201) the callee; B is extension 100.
@@ -145,6 +145,43 @@ def test_after_a_transfer_a_bye_from_either_side_ends_the_other():
 def test_an_untouched_call_ends_as_a_proxy_ends_it():
     assert t.step(START, Hangup("callee"), RULES) == (
         dataclasses.replace(START, phase=t.ENDED), [Relay("callee"), EndCall()])
+
+
+# ---- a BYE relayed while Redis was unreachable (docs/architecture.md) ---------------
+
+def test_a_plain_call_whose_bye_was_relayed_only_ends():
+    assert t.step(START, RelayedBye("callee"), RULES) == (
+        dataclasses.replace(START, phase=t.ENDED), [EndCall()])
+
+
+def test_a_bye_relayed_while_b_rings_cancels_b():
+    for ringing in (run(STARTED)[0], run(STARTED, Hangup("callee"))[0]):      # attended, blind
+        state, effects = t.step(ringing, RelayedBye("caller"), RULES)
+        assert without_publish(effects) == [Cancel("leg1"), EndCall()]
+        assert [e.details["reason"] for e in effects if isinstance(e, Publish)] == ["redis_unreachable"]
+        assert state.phase == t.ENDED
+
+
+def test_a_bye_relayed_during_a_consultation_hangs_up_b():
+    consult = run(STARTED, Answered("leg1"))[0]
+    assert without_publish(t.step(consult, RelayedBye("callee"), RULES)[1]) == [Bye("leg1"), EndCall()]
+
+
+def test_a_bye_relayed_after_a_transfer_hangs_up_the_party_the_proxy_joined():
+    done, _ = run(STARTED, Hangup("callee"), Answered("leg1"))
+    assert t.step(done, RelayedBye("caller"), RULES)[1] == [Bye("leg1"), EndCall()]
+
+
+def test_a_bye_relayed_from_a_party_that_has_left_changes_nothing():
+    done, _ = run(STARTED, Hangup("callee"), Answered("leg1"))
+    assert t.step(done, RelayedBye("callee"), RULES) == (done, [])
+
+
+def test_a_call_answered_without_rtpengine_is_ended_both_ways():
+    assert t.step(START, Timeout(t.UNANCHORED, "callee"), RULES) == (
+        dataclasses.replace(START, phase=t.ENDED), [Bye("caller"), Bye("callee"), EndCall()])
+    # A transfer started meanwhile (rtpengine back) is left alone.
+    assert t.step(run(STARTED)[0], Timeout(t.UNANCHORED, "callee"), RULES)[1] == []
 
 
 def test_b_transfers_the_client_on():
@@ -328,8 +365,8 @@ EVENTS = ([Transfer(leg, "100", "201") for leg in LEGS]
           + [Transfer(leg, "999", "201", refused="no_such_extension") for leg in LEGS]
           + [Return(leg) for leg in LEGS] + [Progress(leg) for leg in LEGS]
           + [Answered(leg) for leg in LEGS] + [Failed(leg, "busy") for leg in LEGS]
-          + [Hangup(leg) for leg in LEGS]
-          + [Timeout(kind, leg) for kind in ("no_answer", "relink", "recall", "hangup")
+          + [Hangup(leg) for leg in LEGS] + [RelayedBye(leg) for leg in LEGS]
+          + [Timeout(kind, leg) for kind in ("no_answer", "relink", "recall", "hangup", t.UNANCHORED)
              for leg in LEGS + ("",)])
 STATES = {
     t.TALKING: START,

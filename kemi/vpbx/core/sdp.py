@@ -1,8 +1,10 @@
-"""SDP details the transfer engine needs (pure): whether a party is held, and the re-offer that
-takes it off hold within its session."""
+"""SDP details the proxy needs (pure): whether a party is held, the re-offer that takes it
+off hold within its session, and an answer that sends no media anywhere."""
 import re
 
 _HELD = re.compile(r"^a=(recvonly|inactive)\r?$", re.M)
+_DIRECTION = re.compile(r"^a=(sendrecv|sendonly|recvonly|inactive)$")
+_CONNECTION = re.compile(r"^c=IN (IP4|IP6) \S+")
 _ORIGIN = re.compile(r"^o=(\S+) (\S+) (\d+) ([^\r\n]*)", re.M)
 
 
@@ -26,3 +28,23 @@ def reoffer(sdp: str, previous: str | None) -> str:
     user, session, version, _ = old.groups()
     line = f"o={user} {session} {int(version) + 1} {new.group(4)}"
     return sdp[:new.start()] + line + sdp[new.end():]
+
+
+def silenced(sdp: str) -> str:
+    """The same SDP with every stream inactive and no address to send to (c= 0.0.0.0 or ::):
+    an answer rtpengine could not take reaches the caller so, never pointing its media at
+    the callee directly."""
+    eol = "\r\n" if "\r\n" in sdp else "\n"
+    out: list[str] = []
+    in_media = False
+    for line in sdp.splitlines():
+        if line.startswith("m=") and in_media:
+            out.append("a=inactive")
+        in_media = in_media or line.startswith("m=")
+        if _DIRECTION.match(line):
+            continue
+        out.append(_CONNECTION.sub(lambda m: f"c=IN {m.group(1)} "
+                                   + ("0.0.0.0" if m.group(1) == "IP4" else "::"), line))
+    if in_media:
+        out.append("a=inactive")
+    return eol.join(out) + eol

@@ -44,6 +44,7 @@ PHASES = tuple(Phase)
 REFER, JOIN = "refer", "join"      # State.mode of a transfer a phone asked for with REFER
 ORIGINAL = frozenset(SIDES)         # the legs of the dialog the proxy relays
 RETURN_CODE = "*1"                  # the feature code that returns the call to the transferor
+UNANCHORED = "unanchored"           # Timeout kind: a 2xx rtpengine could not take (invites.py)
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,13 @@ class Hangup:               # BYE from `leg`
 
 @dataclass(frozen=True)
 class Timeout:              # a timer scheduled with Schedule(kind, leg) is due
-    kind: str               # "no_answer", "relink", "recall", "hangup"
+    kind: str               # "no_answer", "relink", "recall", "hangup", UNANCHORED
     leg: str = ""
+
+
+@dataclass(frozen=True)
+class RelayedBye:           # `leg`'s BYE was relayed through the original dialog while the
+    leg: str                # proxy could not reach Redis: that dialog is over, unrecorded
 
 
 # ---- effects ----------------------------------------------------------------
@@ -217,7 +223,7 @@ class Publish:              # append a transfer event to the PBX event stream
     details: dict = field(default_factory=dict)
 
 
-Event = Transfer | Return | Progress | Answered | Failed | Hangup | Timeout
+Event = Transfer | Return | Progress | Answered | Failed | Hangup | Timeout | RelayedBye
 Effect = (Hold | Ringback | Link | Tone | Call | Release | Resume | Restore | Cancel | Bye | Accept
           | Relay | Drop | EndCall | Notify | Schedule | Publish)
 Effects = list[Effect]
@@ -227,6 +233,8 @@ DEFAULT_RULES = Rules()
 
 def step(state: State, event: Event, rules: Rules = DEFAULT_RULES) -> tuple[State, Effects]:
     """-> (new state, [effects]). Events that do not apply to the state change nothing."""
+    if isinstance(event, RelayedBye):
+        return relayed_bye(state, event)
     handler = _HANDLERS.get((state.phase, type(event)))
     if handler is None:
         return state, _stale(state, event)
@@ -249,6 +257,26 @@ REFUSED_STATUS = {"no_such_extension": "404 Not Found", "not_registered": "480 T
 FAILURE_STATUS = {"busy": "486 Busy Here", "rejected": "603 Decline",
                   "no_answer": "408 Request Timeout", "unavailable": "480 Temporarily Unavailable",
                   "not_registered": "480 Temporarily Unavailable"}
+
+
+def relayed_bye(s: State, e: RelayedBye) -> tuple[State, Effects]:
+    """In any phase (docs/architecture.md, "When Redis fails"): the original dialog's two
+    ends had the BYE. What else is left of the call is ended: a leg ringing is cancelled (a
+    dialog being taken over goes back to its phone), an answered leg (B consulted, a party
+    the proxy joined) and a phone that transferred with REFER get a BYE; then the media and
+    the record go."""
+    if s.phase == ENDED or e.leg not in (s.a, s.b, s.c, s.detached):
+        return s, []
+    left: Effects = []
+    if s.b and s.phase in (RINGING, BLIND, RECALLING):
+        left += [Cancel(s.b), *_restored(s)]
+    elif s.b and s.phase == CONSULT:
+        left.append(Bye(s.b))
+    left += [Bye(leg) for leg in dict.fromkeys((s.a, s.c, s.detached))
+             if leg and leg not in ORIGINAL and leg != e.leg]
+    if s.phase != TALKING:
+        left.append(_failed(s, "redis_unreachable"))
+    return replace(s, phase=ENDED, detached=""), [*left, EndCall()]
 
 
 def spliced(x: str, y: str) -> bool:
@@ -303,11 +331,14 @@ def talking_transfer(s: State, e: Transfer, rules: Rules) -> tuple[State, Effect
 
 def talking_timeout(s: State, e: Timeout, rules: Rules) -> tuple[State, Effects]:
     """The failure tone has been played to A: A and C talk again. Or the phone that asked
-    with REFER has not hung up after being told: the proxy ends its leg."""
+    with REFER has not hung up after being told: the proxy ends its leg. Or the call was
+    answered while rtpengine could not take the answer (UNANCHORED): both ends get a BYE."""
     if e.kind == "relink" and e.leg == s.a:
         return s, [Link(s.c, s.a)]
     if e.kind == "hangup" and e.leg and e.leg == s.detached:
         return replace(s, detached=""), [Bye(e.leg)]
+    if e.kind == UNANCHORED and e.leg in ORIGINAL and not spliced(s.a, s.c) and not s.detached:
+        return replace(s, phase=ENDED), [Bye("caller"), Bye("callee"), EndCall()]
     return s, []
 
 

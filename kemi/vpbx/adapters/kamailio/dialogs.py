@@ -16,11 +16,12 @@ EARLY_DIALOG = ("PRACK", "UPDATE", "INFO")
 
 
 class Dialogs:
-    def __init__(self, store, sip, senders, refers, legs, digits, mark, ng):
+    def __init__(self, store, sip, senders, refers, legs, digits, mark, ng, backlog):
         self.store, self.sip, self.senders = store, sip, senders
         self.refers, self.legs, self.digits = refers, legs, digits
         self.mark = mark                    # route_mark.RouteMark
         self.ng = ng                        # rtpengine's ng client
+        self.backlog = backlog              # backlog.Backlog: what waits for Redis
 
     def ours(self, callid):
         """Whether the request's Route carries this proxy's mark of the call: it is one of
@@ -61,8 +62,9 @@ class Dialogs:
     def without_state(self, callid):
         """Redis cannot be reached: a request of one of our calls (its Route's mark) is
         relayed as a plain proxy would, checked and recorded by nothing; any other gets 481.
-        A BYE still ends the call's media; its record is left to its TTL
-        (docs/architecture.md, "When Redis fails")."""
+        A BYE still ends the call's media at once, and the rest of the call (its record, a
+        leg a transfer had called) once Redis is back (backlog.py; docs/architecture.md,
+        "When Redis fails")."""
         sip = self.sip
         if not self.ours(callid):
             self.no_such_dialog()
@@ -72,9 +74,10 @@ class Dialogs:
             # than the dialog's two (a leg it called, music), which a delete by the BYE's
             # tags would leave behind.
             try:
-                Media(self.ng, callid).end()
+                Media(self.ng, callid, self.backlog.media_lost).end()
             except Exception as exc:        # the BYE is relayed all the same
                 log.warning("vpbx: BYE %s: rtpengine delete failed: %s", callid, exc)
+            self.backlog.bye_relayed(callid, sip.sender_side())
         elif sip.has_sdp() and (sip.is_method("INVITE") or sip.is_method("UPDATE")):
             sip.rtpengine_manage(RTPE_FLAGS)
         sip.relay()
@@ -88,12 +91,12 @@ class Dialogs:
             if self.ours(callid) and not self.store.call_load(callid):
                 # Our call with no record (its 2xx came while Redis was unreachable, or a
                 # Redis restart lost it): it ends as an ordinary call.
-                sip.rtpengine_delete()
+                self.backlog.delete_media(callid)
                 return False
             self.no_such_dialog()
             return True
         if record is None:                  # an ordinary call, deleted
-            sip.rtpengine_delete()
+            self.backlog.delete_media(callid)
             return False
         side = sip.sender_side()
         if not self.senders.sent_by(record, side):

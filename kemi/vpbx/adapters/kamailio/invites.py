@@ -5,7 +5,7 @@ import logging
 import time
 
 from vpbx.engine import codes
-from vpbx.core import refer, route_mark, routing, settings
+from vpbx.core import refer, route_mark, routing, sdp as sdp_text, settings, transfer
 from vpbx.core.call import SIDES
 from vpbx.core.routing import address
 from vpbx.adapters.kamailio.orphans import offer_label
@@ -17,12 +17,14 @@ log = logging.getLogger("vpbx.invites")
 # outsider who finds a party's port can neither inject audio nor RFC 4733 "digits").
 RTPE_FLAGS = "replace-origin replace-session-connection strict-source"
 TX_AVP = "$avp(vpbx)"           # the INVITE's facts, carried by the transaction to its replies
+UNANCHORED_S = 0.5              # a 2xx rtpengine could not take: the call's BYEs come this late
 
 
 class Invites:
-    def __init__(self, store, ng, sip, guard, auth, mark):
+    def __init__(self, store, ng, sip, guard, auth, mark, backlog):
         self.store, self.ng, self.sip, self.guard, self.auth = store, ng, sip, guard, auth
         self.mark = mark                    # route_mark.RouteMark
+        self.backlog = backlog              # backlog.Backlog: deletes rtpengine did not get
 
     def route_invite(self):
         sip = self.sip
@@ -117,12 +119,24 @@ class Invites:
         if status >= 300:
             return
         sdp = self.sip.has_sdp()
-        if sdp and status > 100:
-            self.sip.rtpengine_manage(RTPE_FLAGS)
-        if status >= 200:
+        anchored = not (sdp and status > 100) or self.sip.rtpengine_manage(RTPE_FLAGS)
+        if status < 200:
+            return
+        if anchored:
             self.save_call(sdp)
+            return
+        # rtpengine was lost while the call rang (docs/architecture.md, "When rtpengine
+        # fails"): tm cannot hold back a 2xx. It reaches the caller with a media description
+        # that sends nothing anywhere, never the callee's own address, and the call is ended
+        # both ways half a second later, once the caller has had the time to ACK it.
+        callid = self.sip.pv("$ci")
+        log.warning("vpbx: 2xx to INVITE %s: rtpengine did not take the answer: the call is "
+                    "ended", callid)
+        self.sip.set_body(sdp_text.silenced(self.sip.pv("$rb")), "application/sdp")
+        self.save_call(sdp, guard=False)
+        self.store.schedule(callid, "callee", f"t:{transfer.UNANCHORED}", time.time() + UNANCHORED_S)
 
-    def save_call(self, sdp):
+    def save_call(self, sdp, guard=True):
         """The dialog record: the INVITE's facts plus the answer's, written once on the 2xx."""
         facts, callid, tag, contact, proto, src_ip, src_port, local_ip, local_port, body = self.sip.pvs(
             TX_AVP, "$ci", "$tt", "$ct", "$pr", "$si", "$sp", "$Ri", "$Rp", "$rb")
@@ -137,9 +151,9 @@ class Invites:
             "rtp_caller": record["caller_tag"], "rtp_callee": tag,
         })
         self.store.call_save(callid, record)
-        for side in SIDES:
+        for side in SIDES if guard else ():
             if codes.may_type_codes(record, side):
                 Media(self.ng, callid).guard(record[f"rtp_{side}"])
 
     def on_failure(self):
-        self.sip.rtpengine_delete()
+        self.backlog.delete_media(self.sip.pv("$ci"))

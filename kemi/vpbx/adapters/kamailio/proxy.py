@@ -16,11 +16,12 @@ RETRY_AFTER = 2         # seconds: what a 503 for an unreachable Redis tells the
 
 class Proxy:
     def __init__(self, sip, store, engine, guard, dtmf_socket, *, registrar, invites, dialogs,
-                 legs, digits, orphans):
+                 legs, digits, orphans, backlog):
         self.sip, self.store, self.engine, self.guard = sip, store, engine, guard
         self.dtmf_socket = dtmf_socket      # (ip, port): rtpengine's reports, never SIP
         self.registrar, self.invites, self.dialogs = registrar, invites, dialogs
         self.legs, self.digits, self.orphans = legs, digits, orphans
+        self.backlog = backlog
 
     def child_init(self, rank):
         return 0
@@ -167,11 +168,12 @@ class Proxy:
 
     def ksr_timer(self, msg, evname=""):
         """rtimer, every 100 ms in its own process: what is due (code digit timeouts, DTMF
-        guards after a code, the transfer engine's timers)."""
+        guards after a code, the transfer engine's timers), and what waited for Redis."""
         try:
             due = self.store.due(time.time())
         except resp.RespConnectionError:
             return 1            # Redis unreachable: its client logs when it goes and returns
+        self.backlog.run(self.engine)
         for callid, leg, what in due:
             try:
                 if what == "rearm":

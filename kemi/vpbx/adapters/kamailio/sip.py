@@ -180,6 +180,10 @@ class Sip:
         """text: 'Name: value\\r\\n', added to the next reply."""
         KSR.hdr.append_to_reply(text)
 
+    def set_body(self, body: str, ctype: str) -> None:
+        """Replace the body of the message being processed (a reply being relayed too)."""
+        KSR.textops.set_body(body, ctype)
+
     def set_reply_body(self, body: str, ctype: str) -> None:
         KSR.textops.set_reply_body(body, ctype)
 
@@ -191,8 +195,29 @@ class Sip:
         """Offer or answer the message's SDP to rtpengine -> False when rtpengine failed."""
         return KSR.rtpengine.rtpengine_manage(flags) > 0
 
-    def rtpengine_delete(self) -> None:
-        KSR.rtpengine.rtpengine_delete("")
+    def rtpengine_delete(self) -> bool:
+        """-> False when rtpengine failed (unreachable, or it had no such session)."""
+        return KSR.rtpengine.rtpengine_delete("") > 0
+
+    # ---- Kamailio's shared memory (htable), seen by every process -------------------
+
+    def shared_set(self, table: str, key: str, value: str) -> None:
+        KSR.htable.sht_sets(table, key, value)
+
+    def shared_items(self, table: str) -> list[tuple[str, str]]:
+        """A copy of the table's items (the iterator holds a lock of the table meanwhile)."""
+        items: list[tuple[str, str]] = []
+        if KSR.htable.sht_iterator_start("vpbx", table) < 0:
+            return items
+        try:
+            while KSR.htable.sht_iterator_next("vpbx") > 0:
+                items.append((KSR.pv.gete("$shtitkey(vpbx)"), KSR.pv.gete("$shtitval(vpbx)")))
+        finally:
+            KSR.htable.sht_iterator_end("vpbx")
+        return items
+
+    def shared_remove(self, table: str, key: str) -> None:
+        KSR.htable.sht_rm(table, key)
 
     # ---- requests of the proxy's own (tm as the UAC) ---------------------------------
 

@@ -315,7 +315,11 @@ class Store:
                          len(event), *event, *_flat(fields)) != 0
 
     def schedule_rearm(self, callid, side, at):
-        self.fast.pipeline(("ZADD", DUE, repr(at), f"{callid} {side} rearm"))
+        self.schedule(callid, side, "rearm", at)
+
+    def schedule(self, callid, leg, what, at):
+        """A timer of the call's (what: as `due` gives it), outside any transfer's plan."""
+        self.fast.pipeline(("ZADD", DUE, repr(at), f"{callid} {leg} {what}"))
 
     def due(self, now, limit=50):
         """Claim the timers that are due -> [(call-id, leg, what)]: what is "code" (a code's

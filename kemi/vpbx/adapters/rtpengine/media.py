@@ -6,7 +6,7 @@ named by its tag. Linking two legs replays their original SDPs as an offer and a
 listening first, so nobody left out keeps hearing one way. Checked sequences and the reasons
 for them: docs/architecture.md ("Media during a transfer").
 """
-from vpbx.adapters.rtpengine.ngclient import NgError
+from vpbx.adapters.rtpengine.ngclient import NgError, NgUnreachable
 
 LINK_FLAGS = ["trust-address", "port-latching", "strict-source"]      # see proxy.RTPE_FLAGS
 SDP_REPLACE = ["origin", "session-connection"]
@@ -16,9 +16,10 @@ GUARD_MAX_MS = 120_000
 
 
 class Media:
-    def __init__(self, ng, callid):
+    def __init__(self, ng, callid, lost=None):
         self.ng = ng
         self.callid = callid
+        self.lost = lost        # Call-ID -> None: a delete rtpengine did not get (backlog.py)
 
     def _cmd(self, name, **args):
         return self.ng.command(name, call_id=self.callid, **args)
@@ -84,9 +85,14 @@ class Media:
 
     def end(self):
         """The call is over: the whole rtpengine call goes (a call-id-only delete, as the
-        parties' tags no longer match the SIP dialogs' after a transfer)."""
+        parties' tags no longer match the SIP dialogs' after a transfer). Unreachable, it is
+        handed to `lost` to be deleted later."""
         try:
             self._cmd("delete")
+        except NgUnreachable:
+            if not self.lost:
+                raise
+            self.lost(self.callid)
         except NgError as exc:
             if "unknown call" not in str(exc).lower():
                 raise

@@ -10,6 +10,10 @@ class NgError(RuntimeError):
     pass
 
 
+class NgUnreachable(NgError):
+    """No answer from rtpengine (refused, or timed out): it did nothing, or we cannot know."""
+
+
 class NgClient:
     def __init__(self, host: str = "127.0.0.1", port: int = 2223, timeout: float = 1.0) -> None:
         self.address = (host, port)
@@ -31,7 +35,7 @@ class NgClient:
                     if head.decode() == cookie:
                         break
             except OSError as exc:
-                raise NgError(f"rtpengine {self.address[0]}:{self.address[1]} {name}: {exc}") from None
+                raise NgUnreachable(f"rtpengine {self.address[0]}:{self.address[1]} {name}: {exc}") from None
         reply = bencode.decode(body)
         if reply.get("result") == "error":
             raise NgError(f"rtpengine {name}: {reply.get('error-reason')}")

@@ -1,0 +1,75 @@
+"""What could not be done while a dependency was unreachable, done once it is back:
+
+- the BYEs relayed without state while Redis was unreachable (dialogs.py): the rest of each
+  call (its record, a leg a transfer had called, rtpengine's stored copy) is ended;
+- the media sessions rtpengine could not be told to delete while it was gone: deleted once
+  it answers (else the restarted rtpengine would restore them from its store, for ever).
+
+Kept in Kamailio's shared memory (htable `vpbx_backlog`, kamailio.cfg: keys `bye:CALL-ID`
+and `delete:CALL-ID`), so that the timer process does them whichever process could not; a
+Kamailio restart forgets them (records are then left to their TTL, sessions to rtpengine's
+timeouts)."""
+import logging
+
+from vpbx.core import transfer
+from vpbx.adapters.redis.resp import RespConnectionError
+from vpbx.adapters.rtpengine.ngclient import NgError, NgUnreachable
+
+log = logging.getLogger("vpbx.backlog")
+TABLE = "vpbx_backlog"
+BYE, DELETE = "bye", "delete"
+
+
+class Backlog:
+    def __init__(self, sip, ng, sessions=None):
+        """sessions: a client of rtpengine's own Redis database (VPBX_RTPE_REDIS_DB), None
+        when rtpengine keeps no sessions."""
+        self.sip, self.ng, self.sessions = sip, ng, sessions
+
+    def bye_relayed(self, callid: str, side: str) -> None:
+        """`side`'s BYE of the call was relayed without its record being read or ended."""
+        self.sip.shared_set(TABLE, f"{BYE}:{callid}", side)
+
+    def media_lost(self, callid: str) -> None:
+        """rtpengine could not be reached to delete the call's media."""
+        log.warning("vpbx: %s: rtpengine unreachable: its media is deleted once it answers", callid)
+        self.sip.shared_set(TABLE, f"{DELETE}:{callid}", "")
+
+    def delete_media(self, callid: str) -> None:
+        """The message's dialog's media, deleted through Kamailio's rtpengine module (which
+        tells no error from an unreachable rtpengine: any failure is tried again, once)."""
+        if not self.sip.rtpengine_delete():
+            self.sip.shared_set(TABLE, f"{DELETE}:{callid}", "")
+
+    def run(self, engine) -> None:
+        """In the timer process, with Redis reachable: each call whose BYE was relayed
+        meanwhile is ended (transfer.RelayedBye: its record, its media, any leg the transfer
+        engine had called); each lost delete is sent again. What still fails waits."""
+        redis_up = rtpengine_up = True
+        for key, value in self.sip.shared_items(TABLE):
+            kind, _, callid = key.partition(":")
+            try:
+                if kind == BYE and redis_up:
+                    engine.handle(callid, transfer.RelayedBye(value))
+                    if self.sessions:
+                        # rtpengine deleted the call while it could not write to Redis: its
+                        # copy would come back with the next rtpengine restart.
+                        self.sessions.pipeline(("DEL", callid))
+                    log.info("vpbx: %s: ended after Redis came back (its BYE was relayed "
+                             "meanwhile)", callid)
+                elif kind == DELETE and rtpengine_up:
+                    self.ng.command("delete", call_id=callid)
+                    log.info("vpbx: %s: media deleted after rtpengine came back", callid)
+                else:
+                    continue
+            except RespConnectionError:
+                redis_up = False
+                continue
+            except NgUnreachable:
+                rtpengine_up = False
+                continue
+            except NgError:
+                pass                        # rtpengine had no such call (any more)
+            except Exception:
+                log.exception("vpbx: %s: the backlog's %s failed", callid, kind)
+            self.sip.shared_remove(TABLE, key)
