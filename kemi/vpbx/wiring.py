@@ -35,12 +35,11 @@ def build(environ=os.environ):
     cfg = Config.from_env(environ)
     sip = Sip()
     fast = resp.Client.from_url(cfg.redis_url, timeout=cfg.redis_timeout_ms / 1000)
-    store = Store(fast)
+    # rtpengine's sessions, in the same Redis (only for the rtpengine the stack starts).
+    store = Store(fast, cfg.rtpe_redis_db if cfg.private_rtpe else None)
     ng = NgClient(cfg.rtpe_host, cfg.rtpe_port)     # what Kamailio's rtpengine module lacks
     uac = Uac(sip, str(cfg.rpc_sock))
-    sessions = (None if cfg.rtpe_redis_db is None or not cfg.private_rtpe else  # its store
-                resp.Client.from_url(cfg.redis_url, cfg.redis_timeout_ms / 1000, cfg.rtpe_redis_db))
-    backlog = Backlog(sip, ng, sessions)    # what waits for Redis or rtpengine to come back
+    backlog = Backlog(sip, ng)          # what waits for Redis or rtpengine to come back
     engine = Engine(store, lambda callid: Media(ng, callid, backlog.media_lost), uac,
                     Sounds(str(cfg.sounds)))
     guard = Guard(sip)

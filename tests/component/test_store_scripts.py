@@ -1,11 +1,10 @@
 """store.py's Lua scripts on a real redis-server, through the public Store methods, checking
-the exact keys and fields each leaves behind (docs/redis-keys.md).
-
-Not here: transfer_save and call_delete (being rewritten)."""
+the exact keys and fields each leaves behind (docs/redis-keys.md)."""
 import pytest
+import redis as redis_py
 
 from vpbx.adapters.redis import resp
-from vpbx.adapters.redis.store import CALL_TTL, DUE, EVENTS, call_key, dtmf_key
+from vpbx.adapters.redis.store import CALL_TTL, DUE, EVENTS, Store, call_key, dtmf_key
 
 CID = "c1@host"
 OTHER = "c2@host"
@@ -377,3 +376,41 @@ def test_run_raises_other_errors_and_the_connection_stays_usable(store, r, fast,
     assert logged.sent == ["EVALSHA"]                   # no EVAL retry for that error
     assert fast.pipeline(("PING",)) == ["PONG"]
     assert r.get(call_key(CID)) == "not a hash"
+
+
+# ---- rtpengine's stored copy of a session (VPBX_RTPE_REDIS_DB) -----------------------------
+
+@pytest.fixture
+def sessions(r, redis_server):
+    """rtpengine's database (1) of the same server, with a stored session for CID and OTHER."""
+    client = redis_py.Redis(*redis_server, db=1, decode_responses=True)
+    client.flushdb()
+    client.set(CID, "{}")
+    client.set(OTHER, "{}")
+    yield client
+    client.flushdb()
+    client.close()
+
+
+def test_a_call_end_deletes_rtpengines_copy_of_its_session(r, fast, sessions):
+    store = Store(fast, sessions_db=1)
+    save_call(store)
+    assert store.call_end(CID, ("ft1", "tt2")) == {}            # ends nothing: kept
+    assert sessions.exists(CID)
+    assert store.call_end(CID) is None
+    assert sessions.keys("*") == [OTHER] and r.keys("*") == []
+    assert fast.pipeline(("DBSIZE",))[0] == 0                   # the connection stays on db 0
+
+
+def test_a_transfer_step_that_ends_the_call_deletes_rtpengines_copy(r, fast, sessions):
+    store = Store(fast, sessions_db=1)
+    save_call(store, **TRANSFERRING)
+    assert store.transfer_save(CID, TRANSFERRING["x_v"], {}, ends=(("caller", "callee"), ()))
+    assert sessions.keys("*") == [OTHER] and r.keys("*") == []
+
+
+def test_without_rtpengines_database_a_call_end_leaves_db_1_alone(r, fast, sessions):
+    store = Store(fast)
+    save_call(store)
+    assert store.call_end(CID) is None
+    assert sorted(sessions.keys("*")) == sorted([CID, OTHER])

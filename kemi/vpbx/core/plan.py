@@ -56,10 +56,6 @@ class Plan:
     due: list[tuple[float, str, str]] = field(default_factory=list)    # (at, leg, "t:kind")
     events: list[dict[str, str]] = field(default_factory=list)
 
-    @property
-    def effects(self) -> list[t.Effect]:
-        return [e for e, _ in self.acts]
-
 
 def rules_of(call: Record) -> t.Rules:
     return t.Rules(no_answer=float(call.get("transfer_no_answer_timeout") or 15),

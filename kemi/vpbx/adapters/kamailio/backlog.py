@@ -1,7 +1,7 @@
 """What could not be done while a dependency was unreachable, done once it is back:
 
 - the BYEs relayed without state while Redis was unreachable (dialogs.py): the rest of each
-  call (its record, a leg a transfer had called, rtpengine's stored copy) is ended;
+  call (its record, a leg a transfer had called, rtpengine's stored copy: store.py) is ended;
 - the media sessions rtpengine could not be told to delete while it was gone: deleted once
   it answers (else the restarted rtpengine would restore them from its store, for ever).
 
@@ -21,10 +21,8 @@ BYE, DELETE = "bye", "delete"
 
 
 class Backlog:
-    def __init__(self, sip, ng, sessions=None):
-        """sessions: a client of rtpengine's own Redis database (VPBX_RTPE_REDIS_DB), None
-        when rtpengine keeps no sessions."""
-        self.sip, self.ng, self.sessions = sip, ng, sessions
+    def __init__(self, sip, ng):
+        self.sip, self.ng = sip, ng
 
     def bye_relayed(self, callid: str, side: str) -> None:
         """`side`'s BYE of the call was relayed without its record being read or ended."""
@@ -51,10 +49,6 @@ class Backlog:
             try:
                 if kind == BYE and redis_up:
                     engine.handle(callid, transfer.RelayedBye(value))
-                    if self.sessions:
-                        # rtpengine deleted the call while it could not write to Redis: its
-                        # copy would come back with the next rtpengine restart.
-                        self.sessions.pipeline(("DEL", callid))
                     log.info("vpbx: %s: ended after Redis came back (its BYE was relayed "
                              "meanwhile)", callid)
                 elif kind == DELETE and rtpengine_up:

@@ -92,13 +92,11 @@ class Client:
         self.refused = 0            # requests refused at once since Redis went
 
     @classmethod
-    def from_url(cls, url, timeout=2.0, db=None):
-        """db: another database of that server than the URL's."""
+    def from_url(cls, url, timeout=2.0):
         u = urlparse(url)
         if u.scheme != "redis":
             raise ValueError(f"only redis:// URLs are supported, not {url!r}")
-        return cls(u.hostname or "127.0.0.1", u.port or 6379,
-                   int(u.path.strip("/") or 0) if db is None else db,
+        return cls(u.hostname or "127.0.0.1", u.port or 6379, int(u.path.strip("/") or 0),
                    unquote(u.username) if u.username else None,
                    unquote(u.password) if u.password else None, timeout)
 

@@ -91,8 +91,14 @@ class Store:
     """The per-call operations (the proxy's path) on the lean client `fast` (resp.Client).
     Provisioning and tools: provisioning_store.ProvisioningStore (redis-py)."""
 
-    def __init__(self, fast):
+    def __init__(self, fast, sessions_db=None):
+        """sessions_db: the database of this Redis where rtpengine keeps its sessions
+        (VPBX_RTPE_REDIS_DB), None when it keeps none. A call's end deletes rtpengine's copy
+        there too, in the same script: rtpengine skips its own delete while it cannot write
+        to Redis (and for a second after a failure), and a restarted rtpengine would bring
+        the ended call back."""
         self.fast = fast
+        self.sessions_db = "" if sessions_db is None else str(sessions_db)
 
     def trunk_refer(self, hostport):
         """"pass" or "terminate" for a REFER aimed at the trunk's party."""
@@ -235,7 +241,8 @@ class Store:
         no such call -> {}, as for a BYE whose `tags` (From, To; in either order) are not
         the dialog's: it ends nothing. One round trip either way."""
         record = self._run(_END_PLAIN_CALL, call_key(callid), DUE,
-                           *(dtmf_key(callid, side) for side in SIDES), callid, *tags)
+                           *(dtmf_key(callid, side) for side in SIDES), callid, *tags,
+                           self.sessions_db)
         return None if record is None else _as_dict(record)
 
     # ---- transfers -------------------------------------------------------
@@ -264,9 +271,10 @@ class Store:
                        for key in ((call_key(c),) if c != callid else ())
                        + tuple(dtmf_key(c, leg) for leg in ls)]
             payload["delete"] = deleted
+            payload["sessions"] = [callid, *taken] if self.sessions_db else []
             payload["unschedule"] = [f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS]
         return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, *other_keys, *deleted,
-                         version, CALL_TTL, EVENTS_MAXLEN, json.dumps(payload),
+                         version, CALL_TTL, EVENTS_MAXLEN, json.dumps(payload), self.sessions_db,
                          extra_keys=len(other_keys) + len(deleted)) == 1
 
     # ---- feature codes (DTMF) ----------------------------------------------
@@ -372,7 +380,8 @@ _SAVE_TRANSFER = Script(3, """
 --       payload names, declared for Redis Cluster's slot check)
 -- ARGV: expected x_v ('' before the first transfer), ttl, stream maxlen, JSON payload:
 --       fields, others {key: {set, unset}}, due [[at, member]], events, and to end the call
---       delete [keys besides the record], unschedule [due members]
+--       delete [keys besides the record], unschedule [due members], sessions [Call-IDs
+--       whose copy in rtpengine's database goes]; rtpengine's database ('' = none)
 if redis.call('exists', KEYS[1]) == 0 then return 2 end
 if (redis.call('hget', KEYS[1], 'x_v') or '') ~= ARGV[1] then return 0 end
 local p = cjson.decode(ARGV[4])
@@ -397,12 +406,17 @@ for _, d in ipairs(p.due) do redis.call('zadd', KEYS[2], d[1], d[2]) end
 for _, e in ipairs(p.events) do
   redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(e))
 end
+if p.delete and ARGV[5] ~= '' and #p.sessions > 0 then
+  redis.call('select', ARGV[5])        -- for the rest of this script only (Redis >= 7)
+  redis.call('del', unpack(p.sessions))
+end
 return 1
 """)
 
 _END_PLAIN_CALL = Script(4, """
 -- KEYS: call record, due zset, the two sides' typing state;
--- ARGV: call-id, the BYE's From and To tags ('' '': not checked)
+-- ARGV: call-id, the BYE's From and To tags ('' '': not checked), rtpengine's database
+--       ('' = none: its copy of the session is deleted there)
 if redis.call('exists', KEYS[1]) == 0 then return {} end
 local kept = redis.call('hmget', KEYS[1], 'x_v', 'x_join', 'caller_tag', 'callee_tag')
 if kept[1] or kept[2] then return redis.call('hgetall', KEYS[1]) end
@@ -413,6 +427,10 @@ end
 redis.call('del', KEYS[1], KEYS[3], KEYS[4])
 for _, side in ipairs({'caller', 'callee'}) do
   redis.call('zrem', KEYS[2], ARGV[1] .. ' ' .. side .. ' code', ARGV[1] .. ' ' .. side .. ' rearm')
+end
+if ARGV[4] ~= '' then
+  redis.call('select', ARGV[4])        -- for the rest of this script only (Redis >= 7)
+  redis.call('del', ARGV[1])
 end
 return false
 """)
