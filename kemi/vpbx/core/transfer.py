@@ -263,8 +263,7 @@ def relayed_bye(s: State, e: RelayedBye) -> tuple[State, Effects]:
     """In any phase (docs/architecture.md, "When Redis fails"): the original dialog's two
     ends had the BYE. What else is left of the call is ended: a leg ringing is cancelled (a
     dialog being taken over goes back to its phone), an answered leg (B consulted, a party
-    the proxy joined) and a phone that transferred with REFER get a BYE; then the media and
-    the record go."""
+    the proxy joined) gets a BYE; then the media and the record go."""
     if s.phase == ENDED or e.leg not in (s.a, s.b, s.c, s.detached):
         return s, []
     left: Effects = []
@@ -272,8 +271,7 @@ def relayed_bye(s: State, e: RelayedBye) -> tuple[State, Effects]:
         left += [Cancel(s.b), *_restored(s)]
     elif s.b and s.phase == CONSULT:
         left.append(Bye(s.b))
-    left += [Bye(leg) for leg in dict.fromkeys((s.a, s.c, s.detached))
-             if leg and leg not in ORIGINAL and leg != e.leg]
+    left += [Bye(leg) for leg in (s.a, s.c) if leg and leg not in ORIGINAL]
     if s.phase != TALKING:
         left.append(_failed(s, "redis_unreachable"))
     return replace(s, phase=ENDED, detached=""), [*left, EndCall()]

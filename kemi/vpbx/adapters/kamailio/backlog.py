@@ -31,13 +31,16 @@ class Backlog:
     def media_lost(self, callid: str) -> None:
         """rtpengine could not be reached to delete the call's media."""
         log.warning("vpbx: %s: rtpengine unreachable: its media is deleted once it answers", callid)
-        self.sip.shared_set(TABLE, f"{DELETE}:{callid}", "")
+        self._delete_later(callid)
 
     def delete_media(self, callid: str) -> None:
         """The message's dialog's media, deleted through Kamailio's rtpengine module (which
         tells no error from an unreachable rtpengine: any failure is tried again, once)."""
         if not self.sip.rtpengine_delete():
-            self.sip.shared_set(TABLE, f"{DELETE}:{callid}", "")
+            self._delete_later(callid)
+
+    def _delete_later(self, callid: str) -> None:
+        self.sip.shared_set(TABLE, f"{DELETE}:{callid}", "")
 
     def run(self, engine) -> None:
         """In the timer process, with Redis reachable: each call whose BYE was relayed

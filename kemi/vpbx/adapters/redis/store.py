@@ -271,7 +271,7 @@ class Store:
                        for key in ((call_key(c),) if c != callid else ())
                        + tuple(dtmf_key(c, leg) for leg in ls)]
             payload["delete"] = deleted
-            payload["sessions"] = [callid, *taken] if self.sessions_db else []
+            payload["sessions"] = [callid, *taken]
             payload["unschedule"] = [f"{c} {leg} {what}" for c, ls in calls for leg in ls for what in TIMERS]
         return self._run(_SAVE_TRANSFER, call_key(callid), DUE, EVENTS, *other_keys, *deleted,
                          version, CALL_TTL, EVENTS_MAXLEN, json.dumps(payload), self.sessions_db,
@@ -406,7 +406,7 @@ for _, d in ipairs(p.due) do redis.call('zadd', KEYS[2], d[1], d[2]) end
 for _, e in ipairs(p.events) do
   redis.call('xadd', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(e))
 end
-if p.delete and ARGV[5] ~= '' and #p.sessions > 0 then
+if p.delete and ARGV[5] ~= '' then
   redis.call('select', ARGV[5])        -- for the rest of this script only (Redis >= 7)
   redis.call('del', unpack(p.sessions))
 end
