@@ -13,7 +13,9 @@ from calls import callee, caller, client_on_trunk, read_port, register
 from conftest import PASSWORD, TENANT
 from forged import assert_not_relayed
 from harness import exchange_media, tm_stat, wait_for
-from transfer_calls import target, transferring_call, unanswering_target
+from dtmf_calls import type_over_audio
+from transfer_calls import (TRUNK_SIDES, target, transferring_call, trunk_client_call,
+                            unanswering_target)
 from sipclient import SipClient
 
 from vpbx.tooling import stack
@@ -156,14 +158,19 @@ def test_a_call_answered_while_redis_is_stopped_ends_cleanly(pbx, orientation):
     assert pbx.cfg.ng().calls() == []
 
 
-def test_a_transfer_whose_bye_came_while_redis_was_stopped_is_ended_everywhere(pbx_transfer):
+@pytest.mark.parametrize("client", ["extension", *TRUNK_SIDES])
+def test_a_transfer_whose_bye_came_while_redis_was_stopped_is_ended_everywhere(pbx_transfer, client):
     """A types *100 (B rings), then hangs up while Redis is stopped: the BYE is relayed as a
     plain proxy does (C is hung up: the blind transfer is lost), and once Redis is back the
     rest of the call is ended at once — B's INVITE cancelled, the record and the media gone
     (the fixture's leak check) — not left to B's no-answer timeout and the record's TTL."""
     pbx = pbx_transfer
     b = unanswering_target(pbx, "100", "callee_ringing")
-    a, c = transferring_call(pbx, "*100", hold_ms=4000)
+    if client == "extension":
+        a, c = transferring_call(pbx, "*100", hold_ms=4000)        # *100 by INFO
+    else:                                                          # by RFC 4733
+        a, c, ports = trunk_client_call(pbx, client, a_hold_ms=4000)
+        type_over_audio(a.media, ports["A"], c.media, ports["C"], "*100")
     wait_for(lambda: b.received("INVITE "), what="B's INVITE")
     outage = Stop(pbx)
     try:

@@ -167,7 +167,8 @@ def test_a_call_ringing_at_the_kill_is_answered_through_the_restarted_rtpengine(
     b.passed()
 
 
-def test_a_call_answered_while_rtpengine_is_gone_is_ended_never_unanchored(pbx):
+@pytest.mark.parametrize("trunk_caller", [False, True], ids=["extension", "trunk"])
+def test_a_call_answered_while_rtpengine_is_gone_is_ended_never_unanchored(pbx, trunk_caller):
     """B answers while rtpengine is gone: tm cannot hold a 200 back, so it reaches A with a
     media description that sends nothing anywhere (never B's own address), and the proxy
     ends the call both ways half a second later. Once rtpengine is back, the offer it
@@ -177,7 +178,10 @@ def test_a_call_answered_while_rtpengine_is_gone_is_ended_never_unanchored(pbx):
              variables={"user": "201", "rtp_port": media.port, "outdir": pbx.workdir,
                         "party": "callee"})
     register(pbx, "201", b.port).passed()
-    a = caller(pbx, "200", "201", password=PASSWORD, hangup="callee")
+    if trunk_caller:
+        a, a_user = client_on_trunk(pbx, "201", hangup="callee"), "+4930123456"
+    else:
+        a, a_user = caller(pbx, "200", "201", password=PASSWORD, hangup="callee"), "200"
     read_port(pbx.workdir, b.name)                      # B rings
     kill_rtpengine(pbx)
     try:
@@ -190,7 +194,7 @@ def test_a_call_answered_while_rtpengine_is_gone_is_ended_never_unanchored(pbx):
     assert re.findall(r"^c=IN IP4 (\S+)", body, re.M) == ["0.0.0.0"], body
     assert "a=inactive" in body and "a=sendrecv" not in body
     [bye_a], [bye_b] = a.received("BYE "), b.received("BYE ")
-    assert "From: <sip:201@" in bye_a and "From: <sip:200@" in bye_b  # as B to A, as A to B
+    assert "From: <sip:201@" in bye_a and f"From: <sip:{a_user}@" in bye_b  # as B to A, A to B
 
 
 def kill_rtpengine(pbx):
