@@ -55,12 +55,13 @@ class World:
         self.sounds = sounds
 
     def routes(self, sip):
-        uac = Uac(sip, "/nonexistent")
+        mark = RouteMark("b" * 32)
+        uac = Uac(sip, "/nonexistent", mark)
         engine = Engine(self.store, lambda callid: Media(self.ng, callid), uac, Sounds(self.sounds))
         senders = Senders(self.store, sip)
-        legs = Legs(self.store, engine, sip, uac, senders, None)
-        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, RouteMark("b" * 32),
-                                     self.ng, Backlog(sip, self.ng))
+        backlog = Backlog(sip, self.ng)
+        legs = Legs(self.store, engine, sip, uac, senders, None, mark, backlog)
+        return engine, legs, Dialogs(self.store, sip, senders, None, legs, None, mark, self.ng, backlog)
 
     def counted(self, action):
         before = self.fast.trips, self.fast.commands

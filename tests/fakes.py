@@ -200,8 +200,8 @@ class RecordingSip:
     def cancel(self, call, leg):
         self.sent.append(("CANCEL", leg, {}))
 
-    def proxy_contact(self, socket_text):
-        return f"<sip:vpbx@{socket_text.partition(':')[2]}>"
+    def proxy_contact(self, socket_text, callid):
+        return f"<sip:vpbx@{socket_text.partition(':')[2]};vpbx=mark>"
 
     def methods(self):
         return [(method, leg) for method, leg, _ in self.sent]

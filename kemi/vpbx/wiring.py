@@ -38,7 +38,10 @@ def build(environ=os.environ):
     # rtpengine's sessions, in the same Redis (only for the rtpengine the stack starts).
     store = Store(fast, cfg.rtpe_redis_db if cfg.private_rtpe else None)
     ng = NgClient(cfg.rtpe_host, cfg.rtpe_port)     # what Kamailio's rtpengine module lacks
-    uac = Uac(sip, str(cfg.rpc_sock))
+    # The secret the nodes share (scripts/vpbx passes it); a random one, without it, makes
+    # the marks of calls set up before a restart unknown.
+    mark = RouteMark(cfg.auth_secret or secrets.token_hex(32))
+    uac = Uac(sip, str(cfg.rpc_sock), mark)
     backlog = Backlog(sip, ng)          # what waits for Redis or rtpengine to come back
     engine = Engine(store, lambda callid: Media(ng, callid, backlog.media_lost), uac,
                     Sounds(str(cfg.sounds)))
@@ -46,11 +49,8 @@ def build(environ=os.environ):
     auth = Auth(LockStore(fast), sip)
     senders = Senders(store, sip)
     digits = Digits(store, engine, ng, sip, senders)
-    legs = Legs(store, engine, sip, uac, senders, digits)
+    legs = Legs(store, engine, sip, uac, senders, digits, mark, backlog)
     refers = Refers(store, engine, sip, uac, senders)
-    # The secret the nodes share (scripts/vpbx passes it); a random one, without it, makes
-    # the marks of calls set up before a restart unknown.
-    mark = RouteMark(cfg.auth_secret or secrets.token_hex(32))
     return Proxy(sip, store, engine, guard, (cfg.control, cfg.dtmf_port),
                  registrar=Registrar(store, sip, guard, auth),
                  invites=Invites(store, ng, sip, guard, auth, mark, backlog),

@@ -3,6 +3,7 @@ daemons: OPTIONS answered at once, new calls and registrations refused fast with
 Retry-After, the BYE of a call in progress relayed and its media ended; afterwards every
 request works again by itself."""
 import os
+import re
 import signal
 import time
 import uuid
@@ -11,11 +12,13 @@ import pytest
 
 from calls import callee, caller, client_on_trunk, read_port, register
 from conftest import PASSWORD, TENANT
+import forged
 from forged import assert_not_relayed
 from harness import exchange_media, tm_stat, wait_for
 from dtmf_calls import type_over_audio
+from test_transfer import transfer_kinds, wait_kind
 from transfer_calls import (TRUNK_SIDES, target, transferring_call, trunk_client_call,
-                            unanswering_target)
+                            unanswering_target, who_hears)
 from sipclient import SipClient
 
 from vpbx.tooling import stack
@@ -186,3 +189,77 @@ def test_a_transfer_whose_bye_came_while_redis_was_stopped_is_ended_everywhere(p
     wait_for(lambda: pbx.store.call_keys() == [], timeout=3, what="the record ended")
     failed = [e for _, e in pbx.calls.events() if e.get("kind") == "failed"]
     assert [e.get("reason") for e in failed] == ["redis_unreachable"]
+
+
+def client_in_a_call(pbx, client, a_hold_ms):
+    """A and the client C in a call, A typing *100 (by INFO from an extension; C behind a
+    trunk: by RFC 4733 on A's phone). -> (A, C, {"A": A's media port, "C": C's})."""
+    if client == "extension":
+        a, c = transferring_call(pbx, "*100", hold_ms=a_hold_ms)
+        return a, c, {"A": read_port(pbx.workdir, a.name), "C": read_port(pbx.workdir, c.name)}
+    a, c, ports = trunk_client_call(pbx, client, a_hold_ms=a_hold_ms)
+    type_over_audio(a.media, ports["A"], c.media, ports["C"], "*100")
+    return a, c, ports
+
+
+@pytest.mark.parametrize("client", ["extension", *TRUNK_SIDES])
+def test_bs_bye_after_a_transfer_while_redis_is_stopped_ends_the_clients_call_once_it_is_back(
+        pbx_transfer, client):
+    """C and B talk after an attended transfer (the proxy joins them: B's dialog is the
+    proxy's own); B hangs up while Redis is stopped: the BYE carries the leg's mark (our
+    Contact), so the proxy answers it 200 at once, and once Redis is back C gets its BYE.
+    Before, B got 503 and C stayed in a call with no one until the record's TTL."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=200, hold_ms=7000)
+    a, c, ports = client_in_a_call(pbx, client, a_hold_ms=3000)
+    wait_kind(pbx, "answered")
+    a.passed()                                  # A hangs up: C and B talk
+    wait_kind(pbx, "completed")
+    bc = {"B": (b, read_port(pbx.workdir, b.name)), "C": (c, ports["C"])}
+    assert who_hears(bc) == {"B": {"C"}, "C": {"B"}}
+    outage = Stop(pbx)
+    try:
+        # A stranger who knows B's dialog (not the mark B was given) is not taken for B.
+        leg = forged.Dialog(b.received("INVITE ")[0], b.sent("SIP/2.0 200")[0])
+        assert ";vpbx=" in leg.caller_contact           # the proxy's Contact, marked
+        for ruri in (leg.caller_contact.split(";")[0], re.sub(r"vpbx=\w+", "vpbx=" + "0" * 20,
+                                                                leg.caller_contact)):
+            leg.caller_contact = ruri
+            status = forged.send(pbx.cfg.sip_port, lambda src: leg.request("callee", "BYE", 5, src))
+            assert status.startswith("SIP/2.0 503 ")
+        b.passed(timeout=10)                    # its BYE answered 200 while Redis is down
+        assert not c.received("BYE ")
+    finally:
+        outage.end()
+    back = time.monotonic()
+    c.passed(timeout=5)                         # the proxy's BYE, answered 200
+    print(f"C hung up {time.monotonic() - back:.2f} s after `up`")
+    assert time.monotonic() - back < 3
+    assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]
+
+
+@pytest.mark.parametrize("client", ["extension", "trunk_callee"])
+def test_a_target_answering_while_redis_is_stopped_is_consulted_once_it_is_back(
+        pbx_transfer, client):
+    """B answers A's *100 while Redis is stopped: tm ACKs the 2xx, the engine gets the
+    answer once Redis is back, and the transfer goes on as an attended one (A and B talk,
+    A hangs up, C and B talk). Before, the answer was lost: B stayed in a dialog the
+    proxy had forgotten and A's hang-up made it a blind transfer to a leg already answered."""
+    pbx = pbx_transfer
+    b = target(pbx, "100", ring_ms=2500, hold_ms=12000)
+    a, c, ports = client_in_a_call(pbx, client, a_hold_ms=9000)
+    wait_for(lambda: b.received("INVITE "), what="B's INVITE")
+    outage = Stop(pbx)
+    try:
+        wait_for(lambda: b.received("ACK "), timeout=5, what="tm's ACK of B's 200")
+    finally:
+        outage.end()
+    wait_kind(pbx, "answered", timeout=4)
+    parties = {"A": (a, ports["A"]), "B": (b, read_port(pbx.workdir, b.name)), "C": (c, ports["C"])}
+    assert who_hears(parties) == {"A": {"B"}, "B": {"A"}, "C": {"media"}}     # consultation
+    a.passed()
+    wait_kind(pbx, "completed")
+    assert who_hears({"B": parties["B"], "C": parties["C"]}) == {"B": {"C"}, "C": {"B"}}
+    b.passed()
+    c.passed()
+    assert transfer_kinds(pbx) == ["started", "ringing", "answered", "completed"]

@@ -216,7 +216,7 @@ def test_a_reoffer_of_a_joined_leg_relinks_it_with_its_partner(world):
     completed(engine, store, ng, sip)          # C (caller) talks to B (leg1)
     new_sdp = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 5000 RTP/AVP 0\r\n"
     answer, contact = engine.renegotiate(CALLID, "leg1", new_sdp)
-    assert answer == OFFER_SDP and contact == "<sip:vpbx@127.0.0.1:5060>"
+    assert answer == OFFER_SDP and contact == "<sip:vpbx@127.0.0.1:5060;vpbx=mark>"
     assert store.calls[CALLID]["leg1_sdp"] == new_sdp
     offer = [args for name, args in ng.commands if name == "offer"][-1]
     assert (offer["from_tag"], offer["sdp"]) == (store.calls[CALLID]["rtp_leg1"], new_sdp)

@@ -1,11 +1,13 @@
 """Routes and the UAC with fakes (tests/fakes.py: FakeSip for Kamailio, FakeStore for Redis):
 what each answers, relays or sends for a given message and call record."""
+import json
+
 import pytest
 from fakes import FakeSip, FakeStore, RecordingNg
 from test_engine import CALLID, TENANT, record
 
 from vpbx.core import transfer as t
-from vpbx.core.route_mark import RouteMark
+from vpbx.core.route_mark import RouteMark, uri_param
 from vpbx.adapters.kamailio.backlog import TABLE as BACKLOG, Backlog
 from vpbx.adapters.kamailio.dialogs import Dialogs
 from vpbx.adapters.kamailio.legs import Legs
@@ -56,7 +58,7 @@ def refer(trunk_side, mode):
     sip = FakeSip("REFER", side=ext_side, src=call[f"{ext_side}_src"], myself={"sip:t1.test"},
                   pv={"$ci": CALLID, "$hdr(Refer-To)": "<sip:100@t1.test>"})
     engine = RecordingEngine()
-    routes = Refers(store, engine, sip, Uac(sip, "/nonexistent"), Senders(store, sip))
+    routes = Refers(store, engine, sip, Uac(sip, "/nonexistent", MARK), Senders(store, sip))
     return routes.checked(CALLID), store, sip, engine
 
 
@@ -81,14 +83,14 @@ def test_a_refer_from_elsewhere_than_the_party_is_refused():
     call = trunk_call("caller")
     store = FakeStore({CALLID: call})
     sip = FakeSip("REFER", side="callee", src="udp:127.0.0.7:5071", pv={"$ci": CALLID})
-    routes = Refers(store, RecordingEngine(), sip, Uac(sip, "/x"), Senders(store, sip))
+    routes = Refers(store, RecordingEngine(), sip, Uac(sip, "/x", MARK), Senders(store, sip))
     assert not routes.checked(CALLID)
     assert sip.answers() == [(403, "Forbidden - not sent by that party of the call")]
 
 
 def test_the_uac_speaks_to_an_original_side_as_its_peer():
     sip = FakeSip()
-    Uac(sip, "/x").bye({**record(), "callid": CALLID}, "caller", 7)
+    Uac(sip, "/x", MARK).bye({**record(), "callid": CALLID}, "caller", 7)
     [(method, ruri, nexthop, sock, headers, body)] = sip.sent
     assert (method, ruri, nexthop, sock) == ("BYE", "sip:c@127.0.0.1:5080",
                                              "sip:127.0.0.1:5080;transport=udp", "udp:127.0.0.1:5060")
@@ -100,9 +102,10 @@ def test_the_uac_speaks_to_an_original_side_as_its_peer():
 def dialogs(store, sip):
     senders = Senders(store, sip)
     engine = RecordingEngine()
-    legs = Legs(store, engine, sip, None, senders, None)
     ng = RecordingNg()
-    return Dialogs(store, sip, senders, None, legs, None, MARK, ng, Backlog(sip, ng)), engine
+    backlog = Backlog(sip, ng)
+    legs = Legs(store, engine, sip, None, senders, None, MARK, backlog)
+    return Dialogs(store, sip, senders, None, legs, None, MARK, ng, backlog), engine
 
 
 def test_a_bye_naming_no_call_gets_481_and_is_not_relayed():
@@ -253,7 +256,7 @@ def test_a_legs_2xx_goes_to_the_engine_with_its_facts():
     sip = FakeSip(pv={"$ci": f"vpbx-leg1-{CALLID}", "$rs": 200, "$tt": "btag",
                       "$ct": "<sip:100@127.0.0.1:5072>", "$rb": "v=0\r\n"}, src="udp:127.0.0.1:5072")
     engine = RecordingEngine()
-    Legs(store, engine, sip, None, Senders(store, sip), None).on_reply()
+    Legs(store, engine, sip, None, Senders(store, sip), None, MARK, Backlog(sip, RecordingNg())).on_reply()
     [(callid, event, fields)] = engine.events
     assert (callid, event) == (CALLID, t.Answered("leg1"))
     assert fields == {"leg1_tag": "btag", "leg1_sdp": "v=0\r\n", "leg1_src": "udp:127.0.0.1:5072",
@@ -278,3 +281,82 @@ def test_a_retransmission_tm_has_answered_costs_nothing_more():
     sip.newtran_rc = 0
     bare_proxy(sip).refuse_unavailable()
     assert sip.did == [("newtran",)]
+
+
+class UnreachableStore(FakeStore):
+    """Redis down: every read or write of a call raises."""
+    def __getattribute__(self, name):
+        if name.startswith("call_") or name in ("leg_sender", "transfer_save"):
+            raise RespConnectionError("Redis 127.0.0.1:6379: unreachable (refused at once)")
+        return super().__getattribute__(name)
+
+
+class UnreachableEngine(RecordingEngine):
+    def handle(self, callid, event, call=None, fields=None, facts=None):
+        raise RespConnectionError("down")
+
+
+def leg_bye(ruri):
+    store, sip = UnreachableStore(), FakeSip("BYE", pv={"$ci": f"vpbx-leg1-{CALLID}", "$ru": ruri})
+    backlog = Backlog(sip, RecordingNg())
+    return Legs(store, RecordingEngine(), sip, None, Senders(store, sip), None, MARK, backlog), sip
+
+
+def test_a_legs_bye_while_redis_is_unreachable_is_answered_and_its_hangup_kept_for_later():
+    """B hangs up while Redis is down: its BYE carries the leg's mark in the R-URI (our
+    Contact), so it is ours: 200 now, the engine's Hangup once Redis is back."""
+    mark = MARK.of_leg(f"vpbx-leg1-{CALLID}")
+    legs, sip = leg_bye(f"sip:vpbx@127.0.0.1:5060;vpbx={mark}")
+    legs.route_leg_request(CALLID, "leg1")
+    assert sip.answers() == [(200, "OK")] and not sip.relayed()
+    assert sip.shared_items(BACKLOG) == [(f"hangup:leg1:{CALLID}", "")]
+
+
+@pytest.mark.parametrize("ruri", ["sip:vpbx@127.0.0.1:5060", "sip:vpbx@127.0.0.1:5060;vpbx=00",
+                                  f"sip:vpbx@127.0.0.1:5060;vpbx={MARK.of(CALLID, '')}"],
+                         ids=["unmarked", "forged", "another_dialogs"])
+def test_a_legs_bye_without_its_mark_while_redis_is_unreachable_is_not_taken(ruri):
+    """Not known to be ours: left to the 503 of an unreachable Redis, nothing kept."""
+    legs, sip = leg_bye(ruri)
+    with pytest.raises(RespConnectionError):
+        legs.route_leg_request(CALLID, "leg1")
+    assert sip.answers() == [] and sip.shared_items(BACKLOG) == []
+
+
+def test_a_legs_2xx_or_failure_while_redis_is_unreachable_is_kept_for_the_engine():
+    sip = FakeSip(pv={"$ci": f"vpbx-leg2-{CALLID}", "$rs": 200, "$tt": "btag", "$T_reply_code": 486,
+                      "$ct": "<sip:100@127.0.0.1:5072>", "$rb": "v=0\r\n"}, src="udp:127.0.0.1:5072")
+    store = FakeStore()
+    legs = Legs(store, UnreachableEngine(), sip, None, Senders(store, sip), None, MARK,
+                Backlog(sip, RecordingNg()))
+    legs.on_reply()
+    legs.on_failure()
+    kept = dict(sip.shared_items(BACKLOG))
+    assert json.loads(kept.pop(f"answered:leg2:{CALLID}")) == {
+        "leg2_tag": "btag", "leg2_sdp": "v=0\r\n", "leg2_src": "udp:127.0.0.1:5072",
+        "leg2_contact": "sip:100@127.0.0.1:5072"}
+    assert kept == {f"failed:leg2:{CALLID}": "busy"}
+
+
+def test_once_redis_is_back_a_legs_answer_then_its_bye_go_before_the_calls_end():
+    """The engine gets them in the order that leaves nothing: B's answer (then B is hung up
+    by the relayed BYE's end of the call, not cancelled after tm completed its INVITE)."""
+    sip, engine = FakeSip(), RecordingEngine()
+    backlog = Backlog(sip, RecordingNg())
+    backlog.bye_relayed(CALLID, "caller")
+    backlog.leg_said(CALLID, "leg1", "hangup")
+    backlog.leg_said(CALLID, "leg1", "answered", json.dumps({"leg1_tag": "b"}))
+    backlog.leg_said("other@h", "leg2", "failed", "no_answer")
+    backlog.run(engine)
+    assert engine.events == [(CALLID, t.Answered("leg1"), {"leg1_tag": "b"}),
+                             ("other@h", t.Failed("leg2", "no_answer"), None),
+                             (CALLID, t.Hangup("leg1"), None),
+                             (CALLID, t.RelayedBye("caller"), None)]
+    assert sip.shared_items(BACKLOG) == []
+
+
+def test_the_proxys_contact_in_a_legs_dialog_carries_the_legs_mark():
+    uac = Uac(FakeSip(), "/x", MARK)
+    contact = uac.proxy_contact("udp:127.0.0.1:5060", f"vpbx-leg1-{CALLID}")
+    assert contact == f"<sip:vpbx@127.0.0.1:5060;vpbx={MARK.of_leg(f'vpbx-leg1-{CALLID}')}>"
+    assert uri_param(contact.strip("<>"), "vpbx") == MARK.of_leg(f"vpbx-leg1-{CALLID}")

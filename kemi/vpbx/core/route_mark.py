@@ -18,3 +18,17 @@ class RouteMark:
     def of(self, callid: str, caller_tag: str) -> str:
         text = f"{callid}\n{caller_tag}".encode()
         return hmac.new(self._key, text, hashlib.sha256).hexdigest()[:LENGTH]
+
+    def of_leg(self, leg_callid: str) -> str:
+        """The mark of a dialog the proxy originated (a leg it called): in its Contact, so
+        that the leg's requests, sent to that Contact, carry it in their Request-URI."""
+        return self.of(leg_callid, "")
+
+
+def uri_param(uri: str, name: str) -> str:
+    """The value of the URI parameter `name` ("" if absent) of a Request-URI."""
+    for param in uri.partition("?")[0].split(";")[1:]:
+        key, _, value = param.partition("=")
+        if key.strip().lower() == name:
+            return value.strip()
+    return ""

@@ -171,7 +171,8 @@ class Engine:
         if leg in SIDES:
             contact = call.get(f"{peer(leg)}_contact", "")
             return contact if contact.startswith("<") else f"<{contact}>"
-        return self.sip.proxy_contact(Leg(call, leg).socket)
+        this = Leg(call, leg)
+        return self.sip.proxy_contact(this.socket, this.callid)
 
     def link(self, media: MediaCall, call: Mapping[str, str], x: str, y: str) -> str:
         """Link legs x and y; their DTMF guards as they may type codes. -> the SDP for x."""

@@ -1,9 +1,13 @@
 """The legs the transfer engine looks after: requests in dialogs it originated, took over or
 joined, BYEs it decides, and the replies to the INVITEs it sent."""
+import hmac
+import json
 import logging
 
-from vpbx.core import registration, transfer
-from vpbx.core.call import SIDES, parse_leg_callid
+from vpbx.core import registration, route_mark, transfer
+from vpbx.core.call import SIDES, leg_callid, parse_leg_callid
+from vpbx.adapters.kamailio.backlog import ANSWERED, FAILED, HANGUP
+from vpbx.adapters.redis.resp import RespConnectionError
 
 log = logging.getLogger("vpbx.legs")
 
@@ -22,9 +26,11 @@ def failure_reason(status):
 
 
 class Legs:
-    def __init__(self, store, engine, sip, uac, senders, digits):
+    def __init__(self, store, engine, sip, uac, senders, digits, mark, backlog):
         self.store, self.engine, self.sip, self.uac = store, engine, sip, uac
         self.senders, self.digits = senders, digits
+        self.mark = mark                    # route_mark.RouteMark: in our Contact to a leg
+        self.backlog = backlog              # backlog.Backlog: what waits for Redis
 
     # ---- requests in calls the engine looks after -------------------------------------
 
@@ -61,6 +67,27 @@ class Legs:
         if sip.is_method("ACK"):
             sip.check_trans()
             return
+        if not sip.is_method("BYE"):
+            self._leg_request(callid, leg)
+            return
+        try:
+            self._leg_request(callid, leg)
+        except RespConnectionError:
+            if not self.marked(callid, leg):
+                raise                       # 503: not known to be ours
+            # The leg hung up while Redis is unreachable: the proxy is that dialog's other
+            # end, so the BYE is answered here; the engine ends what it ends once Redis is
+            # back (backlog.py), as if the BYE came then.
+            sip.sl_reply(200, "OK")
+            self.backlog.leg_said(callid, leg, HANGUP)
+
+    def marked(self, callid, leg):
+        """Whether the request's R-URI (our Contact in the leg's dialog) has the leg's mark."""
+        mark = route_mark.uri_param(self.sip.pv("$ru"), route_mark.PARAM)
+        return hmac.compare_digest(mark, self.mark.of_leg(leg_callid(callid, leg)))
+
+    def _leg_request(self, callid, leg):
+        sip = self.sip
         bye = sip.is_method("BYE")
         # A BYE goes to the engine, which needs the whole record: read it once.
         call = self.store.call_load(callid) if bye else self.store.leg_sender(callid, leg)
@@ -132,9 +159,12 @@ class Legs:
         elif 200 <= status < 300:
             tag, contact, body = sip.pvs("$tt", "$ct", "$rb")
             # Its requests must come from where its answer came from (Senders.sent_by).
-            self.engine.handle(callid, transfer.Answered(leg), fields={
-                f"{leg}_tag": tag, f"{leg}_sdp": body, f"{leg}_src": sip.source(),
-                f"{leg}_contact": registration.parse_contact(contact).uri})
+            fields = {f"{leg}_tag": tag, f"{leg}_sdp": body, f"{leg}_src": sip.source(),
+                      f"{leg}_contact": registration.parse_contact(contact).uri}
+            try:
+                self.engine.handle(callid, transfer.Answered(leg), fields=fields)
+            except RespConnectionError:     # tm has ACKed it: the transfer goes on later
+                self.backlog.leg_said(callid, leg, ANSWERED, json.dumps(fields))
 
     def on_failure(self):
         callid, leg = self.leg_of_reply()
@@ -144,4 +174,8 @@ class Legs:
         if leg in SIDES:            # the client refused to come off hold: nothing to undo
             log.warning("vpbx: %s %s: re-INVITE off hold answered %s", callid, leg, status)
             return
-        self.engine.handle(callid, transfer.Failed(leg, failure_reason(status)))
+        reason = failure_reason(status)
+        try:
+            self.engine.handle(callid, transfer.Failed(leg, reason))
+        except RespConnectionError:
+            self.backlog.leg_said(callid, leg, FAILED, reason)

@@ -9,6 +9,7 @@ import json
 import os
 import socket
 
+from vpbx.core import route_mark
 from vpbx.core.call import Leg, peer
 from vpbx.core.registration import parse_contact
 
@@ -20,11 +21,6 @@ def nexthop(src):
         return ""
     proto, _, hostport = src.partition(":")
     return f"sip:{hostport};transport={proto}"
-
-
-def proxy_contact(socket_text):
-    """The proxy's own Contact on a socket ('udp:127.0.0.1:5060')."""
-    return f"<sip:vpbx@{socket_text.partition(':')[2]}>"
 
 
 def dialog(call, leg):
@@ -44,15 +40,21 @@ def dialog(call, leg):
 class Uac:
     """The proxy's own requests, sent through Kamailio's tm (the `sip` adapter)."""
 
-    def __init__(self, sip, rpc_socket):
+    def __init__(self, sip, rpc_socket, mark):
         self.sip = sip
         self.rpc_socket = rpc_socket
+        self.mark = mark                    # route_mark.RouteMark
         # INVITEs being sent by this process, Call-ID -> From display name: tm's local-request
         # event (run inside t_uac_send) gives them their reply routes, and puts back the
         # display name that t_uac_send drops (Kamailio 5.6).
         self.sending: dict[str, str] = {}
 
-    proxy_contact = staticmethod(proxy_contact)
+    def proxy_contact(self, socket_text, callid):
+        """The proxy's own Contact on a socket ('udp:127.0.0.1:5060') in the dialog `callid`,
+        with the dialog's mark: the leg's requests tell they are in one of the proxy's own
+        dialogs even while Redis cannot be asked (legs.py)."""
+        return (f"<sip:vpbx@{socket_text.partition(':')[2]};"
+                f"{route_mark.PARAM}={self.mark.of_leg(callid)}>")
 
     def _send(self, method, ruri, dst, sock, headers, body=""):
         rc = self.sip.uac_send(method, ruri, nexthop(dst), sock, headers, body)
@@ -65,7 +67,7 @@ class Uac:
         ruri, dst, sock, _, to, callid = dialog(call, leg)
         from_hdr, pai, privacy = identity
         headers = (f"From: {from_hdr}\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: 1 INVITE\r\n"
-                   f"Contact: {proxy_contact(sock)}\r\nMax-Forwards: 70\r\n"
+                   f"Contact: {self.proxy_contact(sock, callid)}\r\nMax-Forwards: 70\r\n"
                    f"P-Asserted-Identity: {pai}\r\n"
                    + (f"Privacy: {privacy}\r\n" if privacy else "")
                    + (f"Referred-By: {referred_by}\r\n" if referred_by else "")
@@ -110,10 +112,11 @@ class Uac:
 
     def notify(self, call, leg, status, final, cseq):
         """Progress of a REFER the proxy answered itself (RFC 3515: message/sipfrag)."""
+        sock, callid = Leg(call, leg).socket, dialog(call, leg)[5]
         state = "terminated;reason=noresource" if final else "active;expires=60"
         self.request(call, leg, "NOTIFY", cseq,
                      f"Event: refer\r\nSubscription-State: {state}\r\n"
-                     f"Contact: {proxy_contact(Leg(call, leg).socket)}\r\n"
+                     f"Contact: {self.proxy_contact(sock, callid)}\r\n"
                      "Content-Type: message/sipfrag\r\n",
                      f"SIP/2.0 {status}\r\n")
 
