@@ -119,3 +119,18 @@ def test_a_bad_auth_secret_is_refused_before_anything_starts(tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("vpbx: VPBX_AUTH_SECRET takes 32 to 256 characters")
     assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize("args", [["show", "t1.test"], ["status"], ["ext", "list", "t1.test"]])
+def test_output_into_a_closed_pipe_ends_quietly(pbx, args):
+    """`vpbx status | head -0`: the reader is gone before the first line; the command ends
+    with 141 (as a tool SIGPIPE ends), no traceback."""
+    env = {**os.environ, "VPBX_REDIS_URL": pbx.cfg.redis_url, "VPBX_VAR": str(pbx.cfg.var)}
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([str(VPBX), *args], env=env, stdout=write,
+                              stderr=subprocess.PIPE, text=True, timeout=20)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""

@@ -85,13 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         cfg = stack.Config.from_env(os.environ)
-        return COMMANDS[args.command](cfg, args) or 0
+        code = COMMANDS[args.command](cfg, args) or 0
+        sys.stdout.flush()                  # a closed pipe shows here, not at exit
+        return code
     except (ValueError, stack.StackError) as exc:
         print(f"vpbx: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, ValueError) else 1
     except redis.ConnectionError as exc:
         print(f"vpbx: cannot reach Redis at {cfg.redis_url} ({exc}); is the stack up?", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader left (`vpbx status | head -1`): no traceback. stdout goes to /dev/null,
+        # else Python's flush at exit fails again; 141 is what a tool SIGPIPE ends returns.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def cmd_up(cfg: stack.Config, args: argparse.Namespace) -> None:
