@@ -24,6 +24,10 @@ class RouteMark:
         that the leg's requests, sent to that Contact, carry it in their Request-URI."""
         return self.of(leg_callid, "")
 
+    def marks_leg(self, ruri: str, leg_callid: str) -> bool:
+        """Whether a request's Request-URI (our Contact in that leg's dialog) has its mark."""
+        return hmac.compare_digest(uri_param(ruri, PARAM), self.of_leg(leg_callid))
+
 
 def uri_param(uri: str, name: str) -> str:
     """The value of the URI parameter `name` ("" if absent) of a Request-URI."""

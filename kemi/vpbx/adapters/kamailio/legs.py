@@ -1,10 +1,9 @@
 """The legs the transfer engine looks after: requests in dialogs it originated, took over or
 joined, BYEs it decides, and the replies to the INVITEs it sent."""
-import hmac
 import json
 import logging
 
-from vpbx.core import registration, route_mark, transfer
+from vpbx.core import registration, transfer
 from vpbx.core.call import SIDES, leg_callid, parse_leg_callid
 from vpbx.adapters.kamailio.backlog import ANSWERED, FAILED, HANGUP
 from vpbx.adapters.redis.resp import RespConnectionError
@@ -67,24 +66,17 @@ class Legs:
         if sip.is_method("ACK"):
             sip.check_trans()
             return
-        if not sip.is_method("BYE"):
-            self._leg_request(callid, leg)
-            return
         try:
             self._leg_request(callid, leg)
         except RespConnectionError:
-            if not self.marked(callid, leg):
-                raise                       # 503: not known to be ours
+            if not (sip.is_method("BYE")
+                    and self.mark.marks_leg(sip.pv("$ru"), leg_callid(callid, leg))):
+                raise                       # 503: not a BYE known to be ours
             # The leg hung up while Redis is unreachable: the proxy is that dialog's other
             # end, so the BYE is answered here; the engine ends what it ends once Redis is
             # back (backlog.py), as if the BYE came then.
             sip.sl_reply(200, "OK")
             self.backlog.leg_said(callid, leg, HANGUP)
-
-    def marked(self, callid, leg):
-        """Whether the request's R-URI (our Contact in the leg's dialog) has the leg's mark."""
-        mark = route_mark.uri_param(self.sip.pv("$ru"), route_mark.PARAM)
-        return hmac.compare_digest(mark, self.mark.of_leg(leg_callid(callid, leg)))
 
     def _leg_request(self, callid, leg):
         sip = self.sip
